@@ -1,0 +1,91 @@
+"""What an action is: validates its params, runs with a context, returns a result.
+
+Actions know nothing about rows or brokers; the ``ActionRunner`` records what they did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from errors import ActionTimeout, SpecInvalid, TaskCancelled
+
+
+@dataclass
+class ActionResult:
+    """What a step produced. ``report`` (if any) is stored as a ``report`` artifact."""
+
+    output: dict[str, Any] = field(default_factory=dict)
+    downstream_status: int | None = None
+    report: bytes | None = None
+    report_name: str = "report.json"
+    report_content_type: str = "application/json"
+
+
+@dataclass
+class ActionContext:
+    """Limits an action runs under: the attempt's deadline, cancellation, allowed hosts."""
+
+    deadline: float | None = None
+    is_cancelled: Callable[[], bool] = lambda: False
+    allowed_hosts: tuple[str, ...] = ("*",)
+    poll_s: float = 0.25
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """Raise at an interruptible point if the attempt must stop."""
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise ActionTimeout("timeout: the attempt ran past the task's timeout_s")
+        if self.is_cancelled():
+            raise TaskCancelled("cancelled by operator")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking up to honour the deadline and cancellation."""
+        end = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            remaining = self.remaining()
+            time.sleep(min(left, self.poll_s, remaining if remaining is not None else left))
+
+
+class Action(Protocol):
+    name: str
+
+    def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
+        """Return normalised params or raise ``SpecInvalid`` naming ``where.field``."""
+        ...
+
+    def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult: ...
+
+
+def require_str(params: dict[str, Any], key: str, where: str, *, required: bool = True,
+                default: str = "") -> str:
+    value = params.get(key, None if required else default)
+    if not isinstance(value, str):
+        raise SpecInvalid(f"{where}.{key}", "is required and must be a string" if required
+                          else "must be a string")
+    return value
+
+
+def require_number(params: dict[str, Any], key: str, where: str, *, minimum: float,
+                   maximum: float, default: float | None = None) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecInvalid(f"{where}.{key}", "is required and must be a number")
+    if not minimum <= value <= maximum:
+        raise SpecInvalid(f"{where}.{key}", f"must be between {minimum} and {maximum}")
+    return float(value)
+
+
+def reject_unknown(params: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise SpecInvalid(f"{where}.{unknown[0]}", f"unknown parameter; allowed: {sorted(allowed)}")

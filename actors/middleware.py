@@ -1,0 +1,70 @@
+"""Worker-side Dramatiq middleware: trace binding and the dispatcher loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+import tracing
+from config import get_settings
+from logging_setup import log_event
+from services.dispatcher import dispatch_due
+
+logger = logging.getLogger(__name__)
+
+
+class TraceMiddleware(Middleware):
+    """Binds ``trace_id``/``task_id`` from the message options into the context variables
+    before the actor runs and clears them after, whatever the outcome."""
+
+    def __init__(self) -> None:
+        self._tokens = threading.local()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+        options = message.options
+        task_id = options.get("task_id") or (message.args[0] if message.args else None)
+        self._tokens.value = tracing.bind_values(trace_id=options.get("trace_id"), task_id=task_id)
+        log_event(logger, "message_received", f"{message.actor_name} message {message.message_id}",
+                  message_id=message.message_id, retries=options.get("retries", 0))
+
+    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        self._unbind()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+        self._unbind()
+
+    def _unbind(self) -> None:
+        tokens = getattr(self._tokens, "value", None)
+        if tokens:
+            tracing.unbind(tokens)
+            self._tokens.value = None
+
+
+class DispatcherMiddleware(Middleware):
+    """Runs the dispatcher every ``JCT_DISPATCH_INTERVAL_S`` in each worker process; an advisory
+    lock lets only one of them work a given pass."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._thread = threading.Thread(target=self._loop, name="jct-dispatcher", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        settings = get_settings()
+        while not self._stop.wait(settings.dispatch_interval_s):
+            try:
+                dispatch_due(settings)
+            except Exception as exc:  # keep the loop alive through outages; say why
+                log_event(logger, "dispatcher_error", f"dispatcher pass failed: {exc}",
+                          level=logging.WARNING)

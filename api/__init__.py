@@ -1,0 +1,1 @@
+"""HTTP blueprints: parse the request, call one service function, render JSON."""

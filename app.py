@@ -1,0 +1,116 @@
+"""The HTTP edge: ``create_app()`` builds the Flask application (gunicorn runs
+``app:create_app()``). Each request gets its trace id bound here, once."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+import tracing
+from config import Settings, get_settings
+from errors import Forbidden, InvalidTraceId, JctError, Unauthorized
+from logging_setup import configure_logging, log_event
+from models.db import init_database
+
+logger = logging.getLogger("jct.api")
+
+OPEN_PATHS = ("/healthz",)
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Flask:
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging("api", settings.log_file)
+    if settings.database_url:
+        init_database(settings.database_url)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["jct_settings"] = settings
+
+    from api import enqueue, health, tasks
+
+    for blueprint in (enqueue.bp, health.bp, tasks.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(_bind_trace)
+    app.before_request(_authorize)
+    app.after_request(_stamp_response)
+    app.teardown_request(_unbind_trace)
+    app.register_error_handler(JctError, _render_jct_error)
+    app.register_error_handler(HTTPException, _render_http_error)
+    app.register_error_handler(Exception, _render_unexpected)
+    return app
+
+
+def _bind_trace() -> None:
+    try:
+        trace_id = tracing.trace_id_from_headers(request.headers)
+        g.trace_error = None
+    except InvalidTraceId as exc:
+        trace_id, g.trace_error = tracing.new_trace_id(), exc
+    g.trace_id = trace_id
+    g.trace_tokens = tracing.bind_values(trace_id=trace_id)
+    request.environ["jct.trace_id"] = trace_id
+    if g.trace_error is not None:
+        raise g.trace_error
+
+
+def _authorize() -> None:
+    settings: Settings = current_app.extensions["jct_settings"]
+    g.actor = "anonymous"
+    tokens = settings.api_tokens
+    if not tokens or request.path in OPEN_PATHS:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    match = next((t for t in tokens if hmac.compare_digest(t.token, given.strip())), None)
+    if match is None:
+        raise Unauthorized("unknown token")
+    if match.role == "read" and request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise Forbidden(f"token {match.name!r} may only read")
+    g.actor = match.name
+
+
+def _stamp_response(response: Response) -> Response:
+    response.headers.setdefault("X-Trace-Id", g.get("trace_id") or tracing.new_trace_id())
+    return response
+
+
+def _unbind_trace(_exc: BaseException | None) -> None:
+    tokens = g.pop("trace_tokens", None)
+    if tokens:
+        tracing.unbind(tokens)
+
+
+def _error(status: int, code: str, detail: Any) -> ResponseReturnValue:
+    return jsonify(error=code, detail=detail, trace_id=g.get("trace_id")), status
+
+
+def _render_jct_error(exc: JctError) -> ResponseReturnValue:
+    level = logging.ERROR if exc.status >= 500 else logging.INFO
+    log_event(logger, "request_rejected" if exc.status < 500 else "request_failed",
+              f"{request.method} {request.path} -> {exc.status} {exc.code}: {exc}", level=level,
+              status=exc.status, error=exc.code)
+    return _error(exc.status, exc.code, exc.detail)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def _render_http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, exc.name.lower().replace(" ", "_"))
+    return _error(status, code, exc.description)
+
+
+def _render_unexpected(exc: Exception) -> ResponseReturnValue:
+    logger.exception("unhandled error", extra={"event": "request_failed"})
+    return _error(500, "internal_error", "an unexpected error; the log has the details under this trace id")

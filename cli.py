@@ -1,0 +1,185 @@
+"""The ``jct`` command: up, worker, migrate, enqueue, task, tasks, trace, logs.
+
+Errors are one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from config import Settings, load_settings
+from errors import JctError
+
+
+def _db(settings: Settings) -> None:
+    from models.db import init_database
+
+    if settings.database_url is None:
+        raise JctError("JCT_DATABASE_URL is not set; `jct up` sets it for its children, "
+                       "or point it at a server")
+    init_database(settings.database_url)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from supervisor import up
+
+    return up(settings)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors", "--processes",
+                              str(args.processes or settings.workers), "--threads",
+                              str(settings.worker_threads), "--queues", "jct"])
+    return 0  # not reached
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from migrations.runner import apply_migrations
+
+    if settings.database_url is None:
+        raise JctError("JCT_DATABASE_URL is not set")
+    applied = apply_migrations(settings.database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    from logging_setup import configure_logging
+    from services.enqueue import enqueue
+    from tracing import canonical_trace_id, new_trace_id
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise JctError(f"{args.file}: malformed JSON: {exc}") from None
+    configure_logging("cli", settings.log_file)
+    _db(settings)
+    trace_id = canonical_trace_id(args.trace_id) if args.trace_id else new_trace_id()
+    from tracing import bound
+
+    with bound(trace_id=trace_id):
+        result = enqueue(spec, trace_id)
+    print(json.dumps({"task_id": result.task_id, "trace_id": result.trace_id,
+                      "status": result.status}))
+    return 0
+
+
+def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
+    from models.db import connection
+    from models.task_view import get_task
+
+    _db(settings)
+    with connection():
+        task = get_task(args.task_id)
+    if task is None:
+        raise JctError(f"no task {args.task_id}")
+    print(json.dumps(task, indent=2))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
+    from models.db import connection
+    from models.task_view import list_tasks
+
+    _db(settings)
+    with connection():
+        page = list_tasks(status=args.status, trace_id=args.trace_id, limit=args.limit)
+    for task in page["tasks"]:
+        print(f"{task['created_at']}  {task['id']}  {task['status']:<9}  {task['trace_id']}  "
+              f"{task['name'] or ''}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
+    from models.db import connection
+    from models.task_view import trace_timeline
+
+    _db(settings)
+    with connection():
+        trace = trace_timeline(args.trace_id)
+    if trace is None:
+        raise JctError(f"no task has trace id {args.trace_id}")
+    for item in trace["timeline"]:
+        print(f"{item['ts']}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file) if args.file else settings.log_file
+    if not path.exists():
+        raise JctError(f"log file {path} does not exist")
+    lines = []
+    with path.open(encoding="utf-8") as handle:
+        for raw in handle:
+            if args.trace_id not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if record.get("trace_id") == args.trace_id:
+                lines.append(record)
+    if not lines:
+        raise JctError(f"no log line in {path} has trace id {args.trace_id}")
+    lines.sort(key=lambda r: r.get("ts", ""))
+    for record in lines:
+        print(f"{record.get('ts')}  {record.get('component', ''):<10} {record.get('event', ''):<20} "
+              f"{record.get('message', '')}")
+    return 0
+
+
+def _attrs(attrs: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in attrs.items() if v is not None)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jct", description="JCT — DevOps Control Tower")
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole system in the foreground").set_defaults(func=cmd_up)
+    worker = sub.add_parser("worker", help="run dramatiq workers")
+    worker.add_argument("--processes", type=int)
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    enqueue = sub.add_parser("enqueue", help="enqueue a task spec from FILE or - (stdin)")
+    enqueue.add_argument("file")
+    enqueue.add_argument("--trace-id")
+    enqueue.set_defaults(func=cmd_enqueue)
+    task = sub.add_parser("task", help="show one task as JSON")
+    task.add_argument("task_id")
+    task.set_defaults(func=cmd_task)
+    tasks = sub.add_parser("tasks", help="list tasks, newest first")
+    tasks.add_argument("--status")
+    tasks.add_argument("--trace-id")
+    tasks.add_argument("--limit", type=int, default=50)
+    tasks.set_defaults(func=cmd_tasks)
+    trace = sub.add_parser("trace", help="a trace's timeline from the database")
+    trace.add_argument("trace_id")
+    trace.set_defaults(func=cmd_trace)
+    logs = sub.add_parser("logs", help="a trace's timeline rebuilt from the JSON log file")
+    logs.add_argument("trace_id")
+    logs.add_argument("--file")
+    logs.set_defaults(func=cmd_logs)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.func(args, settings))
+    except JctError as exc:
+        print(f"jct: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

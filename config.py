@@ -1,0 +1,203 @@
+"""The settings object: reads the ``JCT_*`` environment once and validates it.
+
+Every process (supervisor, gunicorn workers, dramatiq workers, CLI) builds its settings from
+the same environment, so the supervisor hands the embedded services' URLs to its children by
+setting ``JCT_DATABASE_URL`` / ``JCT_S3_*`` / ``JCT_BROKER_URL`` before it starts them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+from errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One named credential: ``read`` may only GET, ``operate`` may do everything."""
+
+    name: str
+    role: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    broker_url: str | None
+    s3_endpoint: str | None
+    s3_access_key: str | None
+    s3_secret_key: str | None
+    s3_bucket: str
+    s3_region: str
+    log_file: Path
+    host: str
+    port: int
+    workers: int
+    worker_threads: int
+    api_workers: int
+    api_tokens: tuple[ApiToken, ...] = field(default=())
+    http_allowed_hosts: tuple[str, ...] = ("*",)
+    max_body_bytes: int = 1024 * 1024
+    dispatch_interval_s: float = 5.0
+    dispatch_stale_s: float = 60.0
+    retry_backoff_s: float = 2.0
+    retry_backoff_max_s: float = 300.0
+    lease_s: float = 30.0
+
+    @property
+    def broker_kind(self) -> str:
+        """``rabbitmq`` for an ``amqp://`` URL, else ``postgres`` (the database itself)."""
+        return "rabbitmq" if self.broker_url else "postgres"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_s3(self) -> bool:
+        return self.s3_endpoint is None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be 1 or more")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("JCT_DATABASE_URL") or None
+    if raw is not None and urlparse(raw).scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"JCT_DATABASE_URL={raw!r} must start with postgresql://")
+    if raw is not None and raw.startswith("postgres://"):
+        raw = "postgresql://" + raw[len("postgres://") :]
+    return raw
+
+
+def _broker_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("JCT_BROKER_URL") or None
+    if raw is not None and urlparse(raw).scheme not in ("amqp", "amqps"):
+        raise ConfigError(
+            f"JCT_BROKER_URL={raw!r} must be amqp://user:pass@host:5672/vhost "
+            "(leave it unset for the PostgreSQL broker)"
+        )
+    return raw
+
+
+def _s3(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    endpoint = env.get("JCT_S3_ENDPOINT") or None
+    access = env.get("JCT_S3_ACCESS_KEY") or None
+    secret = env.get("JCT_S3_SECRET_KEY") or None
+    if endpoint is not None and urlparse(endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"JCT_S3_ENDPOINT={endpoint!r} must be an http:// or https:// URL")
+    if endpoint is not None and (access is None or secret is None):
+        raise ConfigError("JCT_S3_ENDPOINT is set but JCT_S3_ACCESS_KEY or JCT_S3_SECRET_KEY is not")
+    return endpoint, access, secret
+
+
+def _bucket(env: Mapping[str, str]) -> str:
+    bucket = env.get("JCT_S3_BUCKET") or "jct-artifacts"
+    valid = 3 <= len(bucket) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in bucket)
+    if not valid:
+        raise ConfigError(
+            f"JCT_S3_BUCKET={bucket!r} is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')"
+        )
+    return bucket
+
+
+def _api_tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
+    tokens: list[ApiToken] = []
+    single = env.get("JCT_API_TOKEN") or None
+    if single is not None:
+        tokens.append(ApiToken(name="token", role="operate", token=single))
+    for entry in filter(None, (env.get("JCT_API_TOKENS") or "").split(",")):
+        parts = entry.strip().split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError(f"JCT_API_TOKENS entry {entry!r} must be name:role:token")
+        name, role, token = parts
+        if role not in ("read", "operate"):
+            raise ConfigError(f"JCT_API_TOKENS entry {name!r} has role {role!r}; use read or operate")
+        tokens.append(ApiToken(name=name, role=role, token=token))
+    return tuple(tokens)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate the settings; a bad value raises ``ConfigError`` naming it."""
+    env = os.environ if env is None else env
+    home = Path(env.get("JCT_HOME") or "./.jct").resolve()
+    endpoint, access, secret = _s3(env)
+    hosts = tuple(h.strip().lower() for h in (env.get("JCT_HTTP_ALLOWED_HOSTS") or "*").split(","))
+    return Settings(
+        home=home,
+        database_url=_database_url(env),
+        broker_url=_broker_url(env),
+        s3_endpoint=endpoint,
+        s3_access_key=access,
+        s3_secret_key=secret,
+        s3_bucket=_bucket(env),
+        s3_region=env.get("JCT_S3_REGION") or "us-east-1",
+        log_file=Path(env.get("JCT_LOG_FILE") or home / "logs" / "jct.jsonl").resolve(),
+        host=env.get("JCT_HOST") or "127.0.0.1",
+        port=_port(env),
+        workers=_positive_int(env, "JCT_WORKERS", 2),
+        worker_threads=_positive_int(env, "JCT_WORKER_THREADS", 4),
+        api_workers=_positive_int(env, "JCT_API_WORKERS", 2),
+        api_tokens=_api_tokens(env),
+        http_allowed_hosts=tuple(h for h in hosts if h),
+        dispatch_interval_s=_positive_float(env, "JCT_DISPATCH_INTERVAL_S", 5.0),
+        dispatch_stale_s=_positive_float(env, "JCT_DISPATCH_STALE_S", 60.0),
+        retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
+        lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
+    )
+
+
+def _port(env: Mapping[str, str]) -> int:
+    port = _positive_int(env, "JCT_PORT", 8000)
+    if port > 65535:
+        raise ConfigError(f"JCT_PORT={port} is not a TCP port (1-65535)")
+    return port
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    global _settings
+    _settings = None

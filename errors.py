@@ -1,0 +1,158 @@
+"""One exception root for JCT; each subclass says what happened and how the edge renders it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JctError(Exception):
+    """Something JCT knows how to explain. ``code`` and ``status`` shape the HTTP answer."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str = "", *, detail: Any = None) -> None:
+        super().__init__(message or self.code)
+        self.detail = detail if detail is not None else (message or None)
+
+
+class ConfigError(JctError):
+    """A ``JCT_*`` setting is missing or wrong; start-up stops with this one line."""
+
+    code = "config_error"
+
+
+class BadRequest(JctError):
+    """The request could not be read (malformed JSON, bad header)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class MalformedJson(BadRequest):
+    """The body is not valid JSON."""
+
+    code = "malformed_json"
+
+
+class InvalidTraceId(BadRequest):
+    """The caller's ``X-Trace-Id`` is not a UUID."""
+
+    code = "invalid_trace_id"
+
+
+class Unauthorized(JctError):
+    """No token, or a token that is not known or may not do this."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(JctError):
+    """A known token whose role does not allow this request."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(JctError):
+    """No row with that id."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(JctError):
+    """The request contradicts the current state (idempotency key reuse, illegal transition)."""
+
+    code = "conflict"
+    status = 409
+
+
+class IllegalTransition(Conflict):
+    """A task state change that the state machine does not allow."""
+
+    code = "illegal_transition"
+
+
+class PayloadTooLarge(JctError):
+    """The body is over the configured limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(JctError):
+    """The body is not ``application/json``."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class SpecInvalid(JctError):
+    """The task spec failed validation; ``detail`` names the field."""
+
+    code = "invalid_spec"
+    status = 422
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", detail={"field": field, "problem": problem})
+        self.field = field
+
+
+class UnknownAction(SpecInvalid):
+    """A step names an action that is not registered."""
+
+    code = "unknown_action"
+
+
+class Unavailable(JctError):
+    """A dependency (the database) cannot be reached right now; try again later."""
+
+    code = "unavailable"
+    status = 503
+
+
+class DispatchError(JctError):
+    """The broker did not accept the message; the task stays queued and is re-sent later."""
+
+    code = "dispatch_failed"
+
+
+class StorageError(JctError):
+    """The object store did not accept or return a blob."""
+
+    code = "storage_error"
+
+
+class ActionError(JctError):
+    """A step failed. Subclasses say whether another attempt can help."""
+
+    code = "action_failed"
+    retryable = True
+
+
+class RetryableActionError(ActionError):
+    """A transient failure (connection refused, 5xx): another attempt may succeed."""
+
+    code = "action_failed_retryable"
+    retryable = True
+
+
+class PermanentActionError(ActionError):
+    """A failure another attempt cannot fix (bad params, a ``fail`` drill, host not allowed)."""
+
+    code = "action_failed_permanent"
+    retryable = False
+
+
+class ActionTimeout(RetryableActionError):
+    """The attempt ran past the task's ``timeout_s``."""
+
+    code = "timeout"
+
+
+class TaskCancelled(JctError):
+    """The task was cancelled by an operator while the attempt ran."""
+
+    code = "cancelled"

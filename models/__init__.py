@@ -1,0 +1,2 @@
+"""The data layer: peewee models, the queries and the transaction boundaries. Only this package
+(and ``migrations/``) writes SQL."""

@@ -1,0 +1,107 @@
+"""peewee models of the five tables (see ``migrations/``); the schema lives in the SQL files."""
+
+from __future__ import annotations
+
+import peewee as pw
+from playhouse.postgres_ext import BinaryJSONField, DateTimeTZField
+
+from models.db import database
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+
+
+class Task(BaseModel):
+    id = pw.UUIDField(primary_key=True)
+    trace_id = pw.UUIDField(index=True)
+    name = pw.TextField(null=True)
+    spec = BinaryJSONField()
+    status = pw.TextField()
+    priority = pw.IntegerField(default=0)
+    attempts = pw.IntegerField(default=0)
+    max_attempts = pw.IntegerField(default=1)
+    timeout_s = pw.FloatField(null=True)
+    labels = BinaryJSONField(default=dict)
+    error = pw.TextField(null=True)
+    idempotency_key = pw.TextField(null=True, unique=True)
+    request_hash = pw.TextField(null=True)
+    run_after = DateTimeTZField()
+    dispatched_at = DateTimeTZField(null=True)
+    current_job_id = pw.UUIDField(null=True)
+    cancel_requested = pw.BooleanField(default=False)
+    created_at = DateTimeTZField()
+    updated_at = DateTimeTZField()
+    started_at = DateTimeTZField(null=True)
+    finished_at = DateTimeTZField(null=True)
+
+    class Meta:
+        table_name = "tasks"
+
+
+class Job(BaseModel):
+    id = pw.UUIDField(primary_key=True)
+    task_id = pw.UUIDField()
+    trace_id = pw.UUIDField(index=True)
+    attempt = pw.IntegerField()
+    status = pw.TextField()
+    worker = pw.TextField()
+    lease_expires_at = DateTimeTZField(null=True)
+    heartbeat_at = DateTimeTZField(null=True)
+    error = pw.TextField(null=True)
+    created_at = DateTimeTZField()
+    updated_at = DateTimeTZField()
+    started_at = DateTimeTZField()
+    finished_at = DateTimeTZField(null=True)
+
+    class Meta:
+        table_name = "jobs"
+
+
+class Artifact(BaseModel):
+    id = pw.UUIDField(primary_key=True)
+    task_id = pw.UUIDField()
+    job_id = pw.UUIDField(null=True)
+    trace_id = pw.UUIDField(index=True)
+    kind = pw.TextField()
+    name = pw.TextField()
+    uri = pw.TextField()
+    size = pw.BigIntegerField()
+    sha256 = pw.TextField()
+    content_type = pw.TextField()
+    created_at = DateTimeTZField()
+
+    class Meta:
+        table_name = "artifacts"
+
+
+class ActionInvocation(BaseModel):
+    id = pw.UUIDField(primary_key=True)
+    task_id = pw.UUIDField()
+    job_id = pw.UUIDField()
+    trace_id = pw.UUIDField(index=True)
+    step = pw.IntegerField()
+    action_name = pw.TextField()
+    inputs_hash = pw.TextField()
+    status = pw.TextField()
+    started_at = DateTimeTZField()
+    completed_at = DateTimeTZField(null=True)
+    result_artifact_id = pw.UUIDField(null=True)
+    downstream_status = pw.IntegerField(null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "action_invocations"
+
+
+class TaskEvent(BaseModel):
+    id = pw.BigAutoField(primary_key=True)
+    task_id = pw.UUIDField()
+    trace_id = pw.UUIDField(index=True)
+    ts = DateTimeTZField()
+    event = pw.TextField()
+    attrs = BinaryJSONField(default=dict)
+
+    class Meta:
+        table_name = "task_events"

@@ -1,0 +1,289 @@
+"""The task state machine: every transition is one transaction that changes the row(s) and
+writes its ``task_events`` row, and refuses moves the machine does not allow.
+
+    queued ──claim──▶ running ──ok──▶ done
+      ▲                 │ └─failed, attempts left──▶ queued (run_after = backoff)
+      │                 └─failed, none left────────▶ failed
+      └──retry── failed | cancelled        queued | running ──cancel──▶ cancelled
+
+See docs/state-machine.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from errors import IllegalTransition, NotFound
+from models.db import database
+from models.tables import Task, TaskEvent
+
+TERMINAL = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What enqueue asks to store: one validated spec under one trace id."""
+
+    trace_id: str
+    spec: dict[str, Any]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """A task this worker now runs as attempt ``attempt`` under job ``job_id``."""
+
+    task_id: str
+    trace_id: str
+    job_id: str
+    attempt: int
+    max_attempts: int
+    spec: dict[str, Any]
+    timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How the task stands after an attempt finished."""
+
+    task_status: str
+    attempt: int
+    run_after: datetime | None = None
+
+
+class FenceLost(IllegalTransition):
+    """This worker no longer holds the attempt (it was rescued, cancelled or finished)."""
+
+    code = "fence_lost"
+
+
+def record_event(task_id: str, trace_id: str, event: str, **attrs: Any) -> None:
+    """Append one row to the durable timeline (call inside the transition's transaction)."""
+    TaskEvent.insert(task_id=task_id, trace_id=trace_id, event=event, attrs=attrs).execute()
+
+
+def create_tasks(new_tasks: list[NewTask]) -> list[str]:
+    """Insert queued tasks and their ``task_enqueued`` events in ONE transaction."""
+    ids: list[str] = []
+    with database.atomic():
+        for new in new_tasks:
+            task_id = str(uuid.uuid4())
+            spec = new.spec
+            database.execute_sql(
+                "INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts,"
+                " timeout_s, labels, idempotency_key, request_hash)"
+                " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s)",
+                (task_id, new.trace_id, spec.get("name"), _jsonb(spec), spec.get("priority", 0),
+                 spec.get("max_attempts", 1), spec.get("timeout_s"), _jsonb(spec.get("labels", {})),
+                 new.idempotency_key, new.request_hash),
+            )
+            record_event(task_id, new.trace_id, "task_enqueued", name=spec.get("name"),
+                         steps=[step["action"] for step in spec["steps"]])
+            ids.append(task_id)
+    return ids
+
+
+def find_by_idempotency_key(key: str) -> Task | None:
+    return Task.get_or_none(Task.idempotency_key == key)
+
+
+def mark_dispatched(task_id: str, trace_id: str, *, resent: bool = False,
+                    broker: str = "") -> None:
+    """The broker accepted the wake-up message for this queued task."""
+    with database.atomic():
+        database.execute_sql(
+            "UPDATE tasks SET dispatched_at = now() WHERE id = %s AND status = 'queued'", (task_id,)
+        )
+        record_event(task_id, trace_id, "task_redispatched" if resent else "task_dispatched",
+                     broker=broker)
+
+
+def record_dispatch_failed(task_id: str, trace_id: str, error: str) -> None:
+    """The broker refused the message; the row stays queued and the dispatcher re-sends it."""
+    with database.atomic():
+        database.execute_sql(
+            "UPDATE tasks SET dispatched_at = NULL WHERE id = %s AND status = 'queued'", (task_id,)
+        )
+        record_event(task_id, trace_id, "dispatch_failed", error=error[:500])
+
+
+def tasks_due_for_dispatch(stale_s: float, limit: int = 100) -> list[tuple[str, str, float]]:
+    """Queued tasks never sent, or sent ``stale_s`` ago and still not claimed.
+
+    Returns ``(task_id, trace_id, seconds_until_due)``; only one process at a time gets rows
+    (a transaction-scoped advisory lock), so two dispatchers never double-send a batch.
+    """
+    with database.atomic():
+        got = database.execute_sql(
+            "SELECT pg_try_advisory_xact_lock(hashtext('jct-dispatcher'))"
+        ).fetchone()
+        if not got or not got[0]:
+            return []
+        rows = database.execute_sql(
+            "SELECT id, trace_id, GREATEST(0, EXTRACT(EPOCH FROM run_after - now()))"
+            " FROM tasks WHERE status = 'queued' AND NOT cancel_requested"
+            " AND (dispatched_at IS NULL OR (dispatched_at < now() - make_interval(secs => %s)"
+            "      AND run_after < now() - make_interval(secs => %s)))"
+            " ORDER BY run_after LIMIT %s FOR UPDATE SKIP LOCKED",
+            (stale_s, stale_s, limit),
+        ).fetchall()
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+_CLAIM = """
+UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %(job_id)s,
+       started_at = coalesce(started_at, now()), updated_at = now(), error = NULL
+ WHERE id = (SELECT id FROM tasks
+              WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested
+                AND (%(task_id)s::uuid IS NULL OR id = %(task_id)s::uuid)
+              ORDER BY priority DESC, run_after
+              LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
+"""
+
+
+def claim_task(worker: str, lease_s: float, task_id: str | None = None) -> ClaimedAttempt | None:
+    """Claim one due queued task (that one, or the next) with a single SKIP LOCKED statement.
+
+    ``None`` is a normal outcome: a duplicate delivery, a task not yet due, or one another
+    worker holds.
+    """
+    job_id = str(uuid.uuid4())
+    with database.atomic():
+        row = database.execute_sql(_CLAIM, {"job_id": job_id, "task_id": task_id}).fetchone()
+        if row is None:
+            return None
+        claimed_id, trace_id, attempt, max_attempts, spec, timeout_s = row
+        database.execute_sql(
+            "INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, lease_expires_at,"
+            " heartbeat_at) VALUES (%s, %s, %s, %s, 'running', %s,"
+            " now() + make_interval(secs => %s), now())",
+            (job_id, claimed_id, trace_id, attempt, worker, lease_s),
+        )
+        record_event(str(claimed_id), str(trace_id), "task_claimed", job_id=job_id,
+                     attempt=attempt, worker=worker)
+    return ClaimedAttempt(task_id=str(claimed_id), trace_id=str(trace_id), job_id=job_id,
+                          attempt=attempt, max_attempts=max_attempts, spec=spec,
+                          timeout_s=timeout_s)
+
+
+def renew_lease(job_id: str, lease_s: float) -> bool:
+    """Heartbeat: push the lease out. ``False`` when the attempt is no longer ours."""
+    with database.atomic():
+        cursor = database.execute_sql(
+            "UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %s)"
+            " WHERE id = %s AND status = 'running'",
+            (lease_s, job_id),
+        )
+        return bool(cursor.rowcount)
+
+
+def cancel_requested(task_id: str) -> bool:
+    row = database.execute_sql("SELECT cancel_requested FROM tasks WHERE id = %s", (task_id,))
+    found = row.fetchone()
+    return bool(found and found[0])
+
+
+def finish_attempt(attempt: ClaimedAttempt, *, error: str | None, retryable: bool,
+                   retry_delay_s: float, cancelled: bool = False) -> AttemptOutcome:
+    """End the attempt: ``done``, ``failed``, ``cancelled`` or back to ``queued`` for a retry.
+
+    Fenced: it only applies while this attempt still holds the task, so a worker that wakes up
+    after its attempt was rescued cannot overwrite the task (raises ``FenceLost``).
+    """
+    job_status, task_status, event = _attempt_result(attempt, error, retryable, cancelled)
+    with database.atomic():
+        fenced = database.execute_sql(
+            "UPDATE jobs SET status = %s, error = %s, finished_at = now(), updated_at = now()"
+            " WHERE id = %s AND status = 'running'",
+            (job_status, error, attempt.job_id),
+        )
+        if not fenced.rowcount:
+            raise FenceLost(f"attempt {attempt.job_id} no longer holds task {attempt.task_id}")
+        row = database.execute_sql(
+            "UPDATE tasks SET status = %s, error = %s, updated_at = now(), current_job_id = NULL,"
+            " finished_at = CASE WHEN %s IN ('done', 'failed', 'cancelled') THEN now() END,"
+            " run_after = CASE WHEN %s = 'queued' THEN now() + make_interval(secs => %s)"
+            "                  ELSE run_after END,"
+            " dispatched_at = CASE WHEN %s = 'queued' THEN now() ELSE dispatched_at END"
+            " WHERE id = %s AND status = 'running' AND current_job_id = %s RETURNING run_after",
+            (task_status, error, task_status, task_status, retry_delay_s, task_status,
+             attempt.task_id, attempt.job_id),
+        ).fetchone()
+        if row is None:
+            raise FenceLost(f"task {attempt.task_id} is no longer held by {attempt.job_id}")
+        attrs: dict[str, Any] = {"job_id": attempt.job_id, "attempt": attempt.attempt}
+        if error:
+            attrs["error"] = error
+        if task_status == "queued":
+            attrs["run_after"] = row[0].isoformat()
+        record_event(attempt.task_id, attempt.trace_id, event, **attrs)
+    return AttemptOutcome(task_status=task_status, attempt=attempt.attempt,
+                          run_after=row[0] if task_status == "queued" else None)
+
+
+def _attempt_result(attempt: ClaimedAttempt, error: str | None, retryable: bool,
+                    cancelled: bool) -> tuple[str, str, str]:
+    """(job status, task status, event) for an attempt that ended this way."""
+    if cancelled:
+        return "cancelled", "cancelled", "task_cancelled"
+    if error is None:
+        return "done", "done", "task_done"
+    if retryable and attempt.attempt < attempt.max_attempts:
+        return "failed", "queued", "retry_scheduled"
+    return "failed", "failed", "task_failed"
+
+
+def cancel_task(task_id: str, actor: str) -> str:
+    """Operator cancel: a queued task is cancelled now; a running one is asked to stop."""
+    with database.atomic():
+        task = _lock_task(task_id)
+        if task["status"] == "queued":
+            database.execute_sql(
+                "UPDATE tasks SET status = 'cancelled', finished_at = now(), updated_at = now(),"
+                " error = 'cancelled by operator' WHERE id = %s", (task_id,))
+            record_event(task_id, task["trace_id"], "task_cancelled", by=actor)
+            return "cancelled"
+        if task["status"] == "running":
+            database.execute_sql(
+                "UPDATE tasks SET cancel_requested = true, updated_at = now() WHERE id = %s",
+                (task_id,))
+            record_event(task_id, task["trace_id"], "cancel_requested", by=actor)
+            return "running"
+    raise IllegalTransition(f"a {task['status']} task cannot be cancelled",
+                            detail={"status": task["status"]})
+
+
+def retry_task(task_id: str, actor: str) -> str:
+    """Operator retry: a failed or cancelled task is queued again, same task and trace."""
+    with database.atomic():
+        task = _lock_task(task_id)
+        if task["status"] not in ("failed", "cancelled"):
+            raise IllegalTransition(f"a {task['status']} task cannot be retried",
+                                    detail={"status": task["status"]})
+        database.execute_sql(
+            "UPDATE tasks SET status = 'queued', cancel_requested = false, error = NULL,"
+            " finished_at = NULL, run_after = now(), dispatched_at = NULL,"
+            " max_attempts = GREATEST(max_attempts, attempts + 1), updated_at = now()"
+            " WHERE id = %s", (task_id,))
+        record_event(task_id, task["trace_id"], "task_retried", by=actor)
+    return "queued"
+
+
+def _lock_task(task_id: str) -> dict[str, Any]:
+    row = database.execute_sql(
+        "SELECT status, trace_id FROM tasks WHERE id = %s FOR UPDATE", (task_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    return {"status": row[0], "trace_id": str(row[1])}
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value)

@@ -1,0 +1,97 @@
+"""ActionRunner: runs a task's steps in order and records one ``action_invocations`` row each.
+
+A failing step ends the attempt; the runner says why and whether another attempt can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actions import get_action
+from actions.base import ActionContext, ActionResult
+from errors import ActionError, JctError, PermanentActionError, StorageError, TaskCancelled
+from logging_setup import log_event
+from models import records
+from models.transitions import ClaimedAttempt
+from services.artifacts import store_blob
+from services.spec import inputs_hash
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """``error`` is ``None`` when every step succeeded."""
+
+    error: str | None = None
+    retryable: bool = False
+    cancelled: bool = False
+
+
+class ActionRunner:
+    def __init__(self, attempt: ClaimedAttempt, *, allowed_hosts: tuple[str, ...],
+                 is_cancelled: Callable[[], bool]) -> None:
+        self.attempt = attempt
+        deadline = time.monotonic() + attempt.timeout_s if attempt.timeout_s else None
+        self.ctx = ActionContext(deadline=deadline, is_cancelled=is_cancelled,
+                                 allowed_hosts=allowed_hosts)
+
+    def run(self) -> AttemptResult:
+        for index, step in enumerate(self.attempt.spec["steps"]):
+            result = self._run_step(index, step["action"], step.get("params", {}))
+            if result is not None:
+                return result
+        return AttemptResult()
+
+    def _run_step(self, index: int, name: str, params: dict[str, Any]) -> AttemptResult | None:
+        attempt = self.attempt
+        invocation_id = records.start_invocation(attempt.task_id, attempt.job_id, attempt.trace_id,
+                                                 index, name, inputs_hash(params))
+        log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
+                  invocation_id=invocation_id)
+        started = time.monotonic()
+        outcome, result = self._call(name, params, index)
+        report_id = self._store_report(index, result) if result is not None else None
+        error = outcome.error if outcome else None
+        records.finish_invocation(invocation_id, error=error, result_artifact_id=report_id,
+                                  downstream_status=result.downstream_status if result else None)
+        log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
+                  level=logging.WARNING if error else logging.INFO, step=index, action=name,
+                  status="failed" if error else "ok", error=error,
+                  duration_ms=int((time.monotonic() - started) * 1000),
+                  downstream_status=result.downstream_status if result else None)
+        return outcome
+
+    def _call(self, name: str, params: dict[str, Any],
+              index: int) -> tuple[AttemptResult | None, ActionResult | None]:
+        action = get_action(name)
+        try:
+            if action is None:
+                raise PermanentActionError(f"unknown action {name!r}")
+            return None, action.run(action.validate(params, f"steps[{index}].params"), self.ctx)
+        except TaskCancelled:
+            return AttemptResult(error="cancelled by operator", cancelled=True), None
+        except ActionError as exc:
+            return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=exc.retryable), None
+        except JctError as exc:
+            return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=False), None
+        except Exception as exc:  # a bug in an action must fail the step, not kill the worker
+            logger.exception("action raised unexpectedly", extra={"event": "action_crashed"})
+            return AttemptResult(error=f"step {index} ({name}): {type(exc).__name__}: {exc}",
+                                 retryable=True), None
+
+    def _store_report(self, index: int, result: ActionResult) -> str | None:
+        if result.report is None:
+            return None
+        try:
+            return store_blob(self.attempt, kind="report",
+                              name=f"step-{index}-{result.report_name}", data=result.report,
+                              content_type=result.report_content_type)
+        except StorageError as exc:
+            log_event(logger, "artifact_upload_failed", f"report of step {index} not stored: {exc}",
+                      level=logging.WARNING)
+            return None

@@ -1,0 +1,111 @@
+"""Enqueue: validate, write the task and its event in one transaction, then wake a worker.
+
+The row is the truth and the message only a wake-up: if the broker refuses, the task stays
+``queued`` with a ``dispatch_failed`` event and the dispatcher sends it again later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+import broker
+from errors import Conflict, DispatchError
+from logging_setup import log_event
+from models import transitions
+from models.db import connection
+from services.spec import canonical_json, validate_spec
+from tracing import bound
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    task_id: str
+    trace_id: str
+    status: str
+    created: bool = True
+
+
+def enqueue(raw_spec: Any, trace_id: str, idempotency_key: str | None = None) -> Enqueued:
+    """Accept one task. With an idempotency key, a repeat returns the original task."""
+    spec = validate_spec(raw_spec)
+    request_hash = hashlib.sha256(canonical_json(spec).encode()).hexdigest() if idempotency_key else None
+    with connection():
+        if idempotency_key:
+            existing = _existing(idempotency_key, request_hash)
+            if existing is not None:
+                return existing
+        try:
+            (task_id,) = transitions.create_tasks([transitions.NewTask(
+                trace_id=trace_id, spec=spec, idempotency_key=idempotency_key,
+                request_hash=request_hash)])
+        except peewee.IntegrityError:
+            # Lost a race with the same key: the winner's row answers.
+            found = _existing(idempotency_key or "", request_hash)
+            if found is None:
+                raise
+            return found
+        _log_enqueued(task_id, spec)
+        dispatch(task_id, trace_id)
+    return Enqueued(task_id=task_id, trace_id=trace_id, status="queued")
+
+
+def enqueue_batch(raw_specs: Any, trace_id: str) -> list[Enqueued]:
+    """Accept several tasks in one transaction under one trace id; all or nothing."""
+    from errors import SpecInvalid
+
+    if not isinstance(raw_specs, list) or not 1 <= len(raw_specs) <= 1000:
+        raise SpecInvalid("tasks", "must be a list of 1 to 1000 task specs")
+    specs = []
+    for index, raw in enumerate(raw_specs):
+        try:
+            specs.append(validate_spec(raw))
+        except SpecInvalid as exc:
+            raise SpecInvalid(f"tasks[{index}].{exc.field}", str(exc.detail["problem"])) from exc
+    with connection():
+        ids = transitions.create_tasks([transitions.NewTask(trace_id=trace_id, spec=s) for s in specs])
+        for task_id, spec in zip(ids, specs, strict=True):
+            _log_enqueued(task_id, spec)
+        for task_id in ids:
+            dispatch(task_id, trace_id)
+    return [Enqueued(task_id=task_id, trace_id=trace_id, status="queued") for task_id in ids]
+
+
+def _existing(key: str, request_hash: str | None) -> Enqueued | None:
+    task = transitions.find_by_idempotency_key(key)
+    if task is None:
+        return None
+    if task.request_hash != request_hash:
+        raise Conflict("this Idempotency-Key was used with a different body",
+                       detail={"task_id": str(task.id)})
+    return Enqueued(task_id=str(task.id), trace_id=str(task.trace_id), status=task.status,
+                    created=False)
+
+
+def _log_enqueued(task_id: str, spec: dict[str, Any]) -> None:
+    with bound(task_id=task_id):
+        log_event(logger, "task_enqueued", f"task {task_id} accepted ({len(spec['steps'])} steps)",
+                  task_name=spec.get("name"), steps=[s["action"] for s in spec["steps"]])
+
+
+def dispatch(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float = 0.0) -> bool:
+    """Send the wake-up message and record the outcome; never raises for a broker failure."""
+    with bound(task_id=task_id, trace_id=trace_id):
+        try:
+            message_id = broker.send_task(task_id, trace_id, delay_s=delay_s)
+        except DispatchError as exc:
+            transitions.record_dispatch_failed(task_id, trace_id, str(exc))
+            log_event(logger, "dispatch_failed", f"task {task_id} not sent, will be re-sent: {exc}",
+                      level=logging.WARNING)
+            return False
+        kind = broker.get_broker().__class__.__name__
+        transitions.mark_dispatched(task_id, trace_id, resent=resent, broker=kind)
+        log_event(logger, "task_redispatched" if resent else "task_dispatched",
+                  f"task {task_id} sent to the broker", message_id=message_id, broker=kind)
+        return True

@@ -1,0 +1,114 @@
+"""The artifact store over S3 with boto3. Keys are ``<trace_id>/<task_id>/<job_id>/<name>`` and
+every object carries ``trace-id``/``task-id`` metadata, so a bucket browses by trace id."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from config import Settings
+from errors import StorageError
+
+
+@dataclass(frozen=True)
+class PutResult:
+    uri: str
+    size: int
+    sha256: str
+
+
+def object_key(trace_id: str, task_id: str, job_id: str, name: str) -> str:
+    return f"{trace_id}/{task_id}/{job_id}/{name}"
+
+
+def key_from_uri(uri: str, bucket: str) -> str:
+    prefix = f"s3://{bucket}/"
+    if not uri.startswith(prefix):
+        raise StorageError(f"artifact uri {uri!r} is not in bucket {bucket!r}")
+    return uri[len(prefix):]
+
+
+def metadata_value(metadata: dict[str, str], name: str) -> str | None:
+    """Read user metadata case-insensitively (rclone answers ``Trace-Id``, MinIO ``trace-id``)."""
+    wanted = name.lower()
+    return next((v for k, v in metadata.items() if k.lower() == wanted), None)
+
+
+class ArtifactStore:
+    """Puts and gets blobs in one bucket."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3_bucket
+        self._client: BaseClient = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.s3_endpoint,
+            aws_access_key_id=settings.s3_access_key,
+            aws_secret_access_key=settings.s3_secret_key,
+            region_name=settings.s3_region,
+            config=Config(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=30,
+                          retries={"max_attempts": 5, "mode": "standard"}),
+        )
+
+    def ensure_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            try:
+                self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in (
+                        "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise StorageError(f"cannot create bucket {self.bucket}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"object store unreachable: {exc}") from exc
+
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> PutResult:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                    ContentType=content_type, Metadata=metadata)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"upload of {key} failed: {exc}") from exc
+        return PutResult(uri=f"s3://{self.bucket}/{key}", size=len(data),
+                         sha256=hashlib.sha256(data).hexdigest())
+
+    def head(self, key: str) -> dict[str, object]:
+        try:
+            return dict(self._client.head_object(Bucket=self.bucket, Key=key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"head of {key} failed: {exc}") from exc
+
+    def stream(self, key: str, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"download of {key} failed: {exc}") from exc
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def ping(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"bucket {self.bucket} unreachable: {exc}") from exc
+
+
+_stores: dict[int, ArtifactStore] = {}
+_guard = threading.Lock()
+
+
+def get_store(settings: Settings) -> ArtifactStore:
+    """One store (and boto3 client) per settings object in this process."""
+    with _guard:
+        store = _stores.get(id(settings))
+        if store is None:
+            store = _stores[id(settings)] = ArtifactStore(settings)
+        return store

@@ -1,0 +1,132 @@
+"""``jct up`` (what ``make run`` runs): starts the embedded services that are not configured
+away, applies migrations, then runs gunicorn and the dramatiq workers in the foreground and
+stops every child cleanly on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from config import Settings, load_settings
+from logging_setup import configure_logging, log_event
+from migrations.runner import apply_migrations
+from storage.s3 import ArtifactStore
+
+logger = logging.getLogger("jct.supervisor")
+
+ROOT = Path(__file__).resolve().parent
+GRACE_S = 30.0
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopping: bool = False
+    _s3: object | None = None
+
+    def start_services(self) -> Settings:
+        """Embedded PostgreSQL and S3 unless configured; migrations; the bucket."""
+        home = self.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        if self.settings.embedded_postgres:
+            from models.embedded_postgres import start_embedded_postgres
+
+            self.env["JCT_DATABASE_URL"] = start_embedded_postgres(home / "pgdata")
+        if self.settings.embedded_s3:
+            from storage.embedded import start_embedded_s3
+
+            s3 = start_embedded_s3(home / "objects", home / "logs" / "rclone.log")
+            self._s3 = s3
+            self.env.update(JCT_S3_ENDPOINT=s3.endpoint, JCT_S3_ACCESS_KEY=s3.access_key,
+                            JCT_S3_SECRET_KEY=s3.secret_key)
+        self.env["JCT_HOME"] = str(home)
+        settings = load_settings(self.env)
+        assert settings.database_url is not None
+        apply_migrations(settings.database_url)
+        ArtifactStore(settings).ensure_bucket()
+        return settings
+
+    def start_children(self, settings: Settings) -> None:
+        python = sys.executable
+        self.children["api"] = subprocess.Popen(
+            [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"), "--chdir", str(ROOT)],
+            env=self.env, cwd=ROOT)
+        self.children["worker"] = subprocess.Popen(
+            [python, "-m", "dramatiq", "actors", "--processes", str(settings.workers),
+             "--threads", str(settings.worker_threads), "--queues", "jct"],
+            env=self.env, cwd=ROOT)
+
+    def banner(self, settings: Settings) -> None:
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            f"\nJCT is up.\n  API        {base}  (health: {base}/healthz)\n"
+            f"  database   {settings.database_url}\n"
+            f"  broker     {settings.broker_kind}\n"
+            f"  S3         {settings.s3_endpoint}  bucket {settings.s3_bucket}\n"
+            f"  logs       {settings.log_file}\n\nTry:\n"
+            f"  curl -s -X POST {base}/enqueue -H 'Content-Type: application/json' \\\n"
+            "       -d '{\"name\": \"hello\", \"steps\": [{\"action\": \"echo\", \"params\": "
+            "{\"message\": \"hi\"}}]}'\n"
+            f"  grep <trace_id> {settings.log_file}\n\nCtrl-C stops everything.\n", flush=True)
+
+    def wait(self) -> int:
+        """Block until a signal or a child exits; then stop the rest."""
+        while not self.stopping:
+            for name, child in self.children.items():
+                code = child.poll()
+                if code is not None:
+                    log_event(logger, "child_exited", f"{name} exited with {code}; stopping",
+                              level=logging.ERROR, child=name, code=code)
+                    self.stop()
+                    return code or 1
+            time.sleep(0.5)
+        return 0
+
+    def stop(self, *_: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log_event(logger, "supervisor_stopping", "stopping children")
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        for name, child in self.children.items():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log_event(logger, "child_killed", f"{name} did not stop in {GRACE_S}s; killing",
+                          level=logging.WARNING)
+                child.kill()
+                child.wait()
+        if self._s3 is not None:
+            self._s3.stop()  # type: ignore[attr-defined]
+        log_event(logger, "supervisor_stopped", "all children stopped")
+
+
+def up(settings: Settings | None = None) -> int:
+    settings = settings or load_settings()
+    configure_logging("supervisor", settings.log_file)
+    supervisor = Supervisor(settings)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        running = supervisor.start_services()
+        supervisor.start_children(running)
+        supervisor.banner(running)
+        return supervisor.wait()
+    finally:
+        supervisor.stop()

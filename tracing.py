@@ -1,0 +1,114 @@
+"""Trace context: the context variables, and parsing/formatting of trace ids and ``traceparent``.
+
+The edges (Flask request, Dramatiq message) bind these once; the logging filter and outgoing
+calls read them. Nothing else passes a trace id around just to log it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+
+from errors import InvalidTraceId
+
+trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
+task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
+job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+_VARS = {"trace_id": trace_id_var, "task_id": task_id_var, "job_id": job_id_var}
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+
+
+def new_trace_id() -> str:
+    """A fresh UUIDv4 in canonical lowercase form."""
+    return str(uuid.uuid4())
+
+
+def new_span_id() -> str:
+    """A fresh, non-zero 16-hex span id for one outgoing call."""
+    while True:
+        span = secrets.token_hex(8)
+        if span != "0" * 16:
+            return span
+
+
+def canonical_trace_id(raw: str) -> str:
+    """Canonicalise a UUID given in any case, hyphenated or as 32 hex; else ``InvalidTraceId``."""
+    text = raw.strip()
+    compact = text.replace("-", "").lower()
+    hyphenated_ok = len(text) == 36 and [len(p) for p in text.split("-")] == [8, 4, 4, 4, 12]
+    if not _HEX32.match(compact) or not (len(text) == 32 or hyphenated_ok):
+        raise InvalidTraceId(
+            "X-Trace-Id must be a UUID (8-4-4-4-12 or 32 hex digits)", detail={"value": raw[:100]}
+        )
+    return str(uuid.UUID(hex=compact))
+
+
+def trace_id_from_traceparent(header: str) -> str | None:
+    """The trace id of a valid W3C ``traceparent`` as a UUID; ``None`` for an invalid one."""
+    match = _TRACEPARENT.match(header.strip().lower())
+    if match is None:
+        return None
+    version, trace_hex, span_hex, _flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_hex == "0" * 32 or span_hex == "0" * 16:
+        return None
+    return str(uuid.UUID(hex=trace_hex))
+
+
+def format_traceparent(trace_id: str, span_id: str | None = None) -> str:
+    """``00-<trace as 32 hex>-<span>-01`` with a new span id unless one is given."""
+    return f"00-{uuid.UUID(trace_id).hex}-{span_id or new_span_id()}-01"
+
+
+def trace_id_from_headers(headers: Mapping[str, str]) -> str:
+    """The edge rule: ``X-Trace-Id`` (validated), else a valid ``traceparent``, else a new id."""
+    given = headers.get("X-Trace-Id")
+    if given is not None:
+        return canonical_trace_id(given)
+    parent = headers.get("traceparent")
+    if parent:
+        adopted = trace_id_from_traceparent(parent)
+        if adopted is not None:
+            return adopted
+    return new_trace_id()
+
+
+def outgoing_headers() -> dict[str, str]:
+    """Headers for a downstream call made on behalf of the bound trace."""
+    trace_id = trace_id_var.get()
+    if trace_id is None:
+        return {}
+    return {"X-Trace-Id": trace_id, "traceparent": format_traceparent(trace_id)}
+
+
+def current() -> dict[str, str]:
+    """The bound context fields that are set, for log records and message options."""
+    return {name: value for name, var in _VARS.items() if (value := var.get()) is not None}
+
+
+def bind_values(**values: str | None) -> list[tuple[ContextVar[str | None], Token[str | None]]]:
+    """Bind fields; returns tokens for ``unbind``. Unknown names are a programming error."""
+    return [(_VARS[name], _VARS[name].set(value)) for name, value in values.items()]
+
+
+def unbind(tokens: list[tuple[ContextVar[str | None], Token[str | None]]]) -> None:
+    for var, token in reversed(tokens):
+        var.reset(token)
+
+
+@contextmanager
+def bound(**values: str | None) -> Iterator[None]:
+    """Bind fields for the duration of a block."""
+    tokens = bind_values(**values)
+    try:
+        yield
+    finally:
+        unbind(tokens)
