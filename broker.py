@@ -20,7 +20,6 @@ from errors import DispatchError
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "jct"
 PROCESS_TASK = "process_task"
 
 _lock = threading.Lock()
@@ -38,7 +37,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         if settings.database_url is None:
             raise DispatchError("the PostgreSQL broker needs JCT_DATABASE_URL (set by jct up)")
         broker = PostgresBroker(url=settings.database_url, results=False)
-    broker.declare_queue(QUEUE)
+    broker.declare_queue(settings.queue)
     return broker
 
 
@@ -64,7 +63,7 @@ def reset_broker() -> None:
 def task_message(task_id: str, trace_id: str) -> Message[None]:
     """The wake-up message for one task, carrying the trace context in its options."""
     return Message(
-        queue_name=QUEUE,
+        queue_name=get_settings().queue,
         actor_name=PROCESS_TASK,
         args=(task_id,),
         kwargs={},

@@ -20,10 +20,26 @@ from errors import JctError
 def _db(settings: Settings) -> None:
     from models.db import init_database
 
-    if settings.database_url is None:
-        raise JctError("JCT_DATABASE_URL is not set; `jct up` sets it for its children, "
-                       "or point it at a server")
+    if not settings.database_url:
+        raise JctError("JCT_DATABASE_URL is not set and no `jct up` is running in "
+                       f"{settings.home}; start it (make run) or point JCT_DATABASE_URL at a server")
     init_database(settings.database_url)
+
+
+def _adopt_running_system() -> None:
+    """Outside `jct up`, default to the system it runs in this JCT_HOME (``run.json``)."""
+    home = Path(os.environ.get("JCT_HOME") or "./.jct")
+    try:
+        state = json.loads((home / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if os.environ.get("JCT_DATABASE_URL"):
+        return
+    for name, key in (("JCT_DATABASE_URL", "database_url"), ("JCT_S3_ENDPOINT", "s3_endpoint"),
+                      ("JCT_S3_ACCESS_KEY", "s3_access_key"), ("JCT_S3_SECRET_KEY", "s3_secret_key"),
+                      ("JCT_QUEUE", "queue")):
+        if state.get(key):
+            os.environ.setdefault(name, str(state[key]))
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,7 +51,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors", "--processes",
                               str(args.processes or settings.workers), "--threads",
-                              str(settings.worker_threads), "--queues", "jct"])
+                              str(settings.worker_threads), "--queues", settings.queue])
     return 0  # not reached
 
 
@@ -172,6 +188,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command not in ("up", "worker"):
+            _adopt_running_system()
         settings = load_settings()
         return int(args.func(args, settings))
     except JctError as exc:

@@ -35,6 +35,7 @@ class Settings:
     s3_secret_key: str | None
     s3_bucket: str
     s3_region: str
+    queue: str
     log_file: Path
     host: str
     port: int
@@ -164,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_secret_key=secret,
         s3_bucket=_bucket(env),
         s3_region=env.get("JCT_S3_REGION") or "us-east-1",
+        queue=_queue(env),
         log_file=Path(env.get("JCT_LOG_FILE") or home / "logs" / "jct.jsonl").resolve(),
         host=env.get("JCT_HOST") or "127.0.0.1",
         port=_port(env),
@@ -177,6 +179,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
         lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
     )
+
+
+def _queue(env: Mapping[str, str]) -> str:
+    queue = env.get("JCT_QUEUE") or "jct"
+    if not all(c.isalnum() or c in "_-" for c in queue) or len(queue) > 100:
+        raise ConfigError(f"JCT_QUEUE={queue!r} may only hold letters, digits, '_' and '-'")
+    return queue
 
 
 def _port(env: Mapping[str, str]) -> int:

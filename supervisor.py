@@ -4,6 +4,7 @@ stops every child cleanly on Ctrl-C / SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -62,8 +63,21 @@ class Supervisor:
             env=self.env, cwd=ROOT)
         self.children["worker"] = subprocess.Popen(
             [python, "-m", "dramatiq", "actors", "--processes", str(settings.workers),
-             "--threads", str(settings.worker_threads), "--queues", "jct"],
+             "--threads", str(settings.worker_threads), "--queues", settings.queue],
             env=self.env, cwd=ROOT)
+
+    def write_run_file(self, settings: Settings) -> None:
+        """``$JCT_HOME/run.json``: where the running system is, for the CLI and for tests."""
+        state = {"api_url": f"http://{settings.host}:{settings.port}",
+                 "database_url": settings.database_url, "broker": settings.broker_kind,
+                 "queue": settings.queue, "s3_endpoint": settings.s3_endpoint,
+                 "s3_access_key": settings.s3_access_key, "s3_secret_key": settings.s3_secret_key,
+                 "s3_bucket": settings.s3_bucket, "log_file": str(settings.log_file),
+                 "pid": os.getpid()}
+        path = run_file(settings)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, indent=2)
 
     def banner(self, settings: Settings) -> None:
         base = f"http://{settings.host}:{settings.port}"
@@ -110,7 +124,12 @@ class Supervisor:
                 child.wait()
         if self._s3 is not None:
             self._s3.stop()  # type: ignore[attr-defined]
+        run_file(self.settings).unlink(missing_ok=True)
         log_event(logger, "supervisor_stopped", "all children stopped")
+
+
+def run_file(settings: Settings) -> Path:
+    return settings.home / "run.json"
 
 
 def up(settings: Settings | None = None) -> int:
@@ -126,6 +145,7 @@ def up(settings: Settings | None = None) -> int:
     try:
         running = supervisor.start_services()
         supervisor.start_children(running)
+        supervisor.write_run_file(running)
         supervisor.banner(running)
         return supervisor.wait()
     finally:

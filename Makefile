@@ -1,0 +1,55 @@
+# JCT — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-unit test-integration test-e2e lint typecheck browser bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create/update .venv from requirements*.txt
+
+run: $(STAMP) ## start embedded PostgreSQL + S3, migrate, run API (gunicorn) and workers (dramatiq)
+	$(BIN)/jct up
+
+browser: ## install Debian's chromium for the browser tests (if missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium; browser tests will skip (they fail under CI=true)"; }
+
+lint: $(STAMP) ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint ## everything: lint, unit, integration and e2e tests against real services
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## unit tests only (no services)
+	$(BIN)/pytest tests/unit
+
+test-integration: $(STAMP) ## integration tests (embedded PostgreSQL and S3, RabbitMQ on 127.0.0.1:5672)
+	$(BIN)/pytest tests/integration
+
+test-e2e: $(STAMP) browser ## e2e tests: `jct up` as a subprocess, driven over HTTP and in Chromium
+	$(BIN)/pytest tests/e2e
+
+bench: $(STAMP) ## benchmarks (ratios against a baseline measured in the same run)
+	$(BIN)/python -m bench
+
+clean: ## remove .venv and .jct
+	rm -rf $(VENV) .jct .pytest_cache .mypy_cache .ruff_cache
