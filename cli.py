@@ -49,7 +49,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors", "--processes",
+    os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors.worker", "--processes",
                               str(args.processes or settings.workers), "--threads",
                               str(settings.worker_threads), "--queues", settings.queue])
     return 0  # not reached

@@ -62,7 +62,7 @@ class Supervisor:
             [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"), "--chdir", str(ROOT)],
             env=self.env, cwd=ROOT)
         self.children["worker"] = subprocess.Popen(
-            [python, "-m", "dramatiq", "actors", "--processes", str(settings.workers),
+            [python, "-m", "dramatiq", "actors.worker", "--processes", str(settings.workers),
              "--threads", str(settings.worker_threads), "--queues", settings.queue],
             env=self.env, cwd=ROOT)
 

@@ -11,7 +11,7 @@ from playhouse.postgres_ext import PooledPostgresqlExtDatabase
 from errors import Unavailable
 
 database = PooledPostgresqlExtDatabase(
-    None, max_connections=32, stale_timeout=300, timeout=10, autorollback=True
+    None, max_connections=32, stale_timeout=300, timeout=10,
 )
 
 

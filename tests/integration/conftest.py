@@ -1,0 +1,110 @@
+"""The integration tier: real PostgreSQL (embedded, or JCT_TEST_DATABASE_URL), a real S3 server
+(embedded rclone), RabbitMQ on this machine."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import broker
+import config
+from config import Settings, load_settings
+from logging_setup import configure_logging
+from migrations.runner import apply_migrations
+from models.db import database, init_database
+from storage.embedded import EmbeddedS3, start_embedded_s3
+
+TABLES = ("task_events", "action_invocations", "artifacts", "jobs", "tasks")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A server to create test databases on: JCT_TEST_DATABASE_URL, else embedded PostgreSQL."""
+    given = os.environ.get("JCT_TEST_DATABASE_URL")
+    if given:
+        return given
+    from models.embedded_postgres import start_embedded_postgres
+
+    url = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    return with_database(url, "postgres")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL (TCP or ``?host=/socket/dir``) naming another database."""
+    return urlparse(url)._replace(path=f"/{name}").geturl()
+
+
+def create_database(admin_url: str) -> str:
+    name = f"jct_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_admin_url: str) -> str:
+    """One migrated database for the session."""
+    url = create_database(pg_admin_url)
+    apply_migrations(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3]:
+    home = tmp_path_factory.mktemp("s3")
+    server = start_embedded_s3(home / "objects", home / "rclone.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def base_env(database_url: str, s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory,
+             ) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("home")
+    return {"JCT_HOME": str(home), "JCT_DATABASE_URL": database_url,
+            "JCT_S3_ENDPOINT": s3_server.endpoint, "JCT_S3_ACCESS_KEY": s3_server.access_key,
+            "JCT_S3_SECRET_KEY": s3_server.secret_key, "JCT_S3_BUCKET": "jct-test",
+            "JCT_QUEUE": f"jct_it_{uuid.uuid4().hex[:8]}", "JCT_LOG_FILE": str(home / "jct.jsonl")}
+
+
+def use_settings(env: dict[str, str]) -> Settings:
+    """Make ``get_settings()`` answer these settings, with a fresh broker."""
+    settings = load_settings(env)
+    config._settings = settings
+    broker.reset_broker()
+    return settings
+
+
+@pytest.fixture
+def settings(base_env: dict[str, str]) -> Iterator[Settings]:
+    """Settings on the PostgreSQL broker; the database handle open and the tables empty."""
+    current = use_settings(base_env)
+    configure_logging("worker", current.log_file)  # as a worker process does at boot
+    init_database(current.database_url or "")
+    with database.connection_context():
+        database.execute_sql("TRUNCATE " + ", ".join(TABLES) + " CASCADE")
+    from storage.s3 import get_store
+
+    get_store(current).ensure_bucket()
+    yield current
+    broker.reset_broker()
+    config.reset_settings()
+    database.close_all()
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path) -> Path:
+    from migrations.runner import MIGRATIONS_DIR
+
+    target = tmp_path / "migrations"
+    target.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        (target / path.name).write_text(path.read_text())
+    return target

@@ -1,0 +1,148 @@
+"""The service layer end to end in one process, on real PostgreSQL, S3 and a downstream server:
+enqueue → (broker) → run_task → rows, artifacts, object metadata, downstream headers."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import tracing
+from config import Settings
+from errors import Conflict, SpecInvalid
+from models.db import database
+from models.task_view import get_task
+from services.attempt import run_task
+from services.dispatcher import dispatch_due
+from services.enqueue import enqueue
+from storage.s3 import get_store, key_from_uri, metadata_value
+from tests.integration.conftest import use_settings
+from tests.support.downstream import Downstream, start_downstream
+
+
+@pytest.fixture
+def downstream() -> Iterator[Downstream]:
+    server = start_downstream()
+    yield server
+    server.stop()
+
+
+def _count(table: str) -> int:
+    with database.connection_context():
+        return int(database.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _task(task_id: str) -> dict[str, Any]:
+    with database.connection_context():
+        task = get_task(task_id)
+    assert task is not None
+    return task
+
+
+def _run(task_id: str, trace_id: str) -> str | None:
+    with tracing.bound(trace_id=trace_id, task_id=task_id):
+        return run_task(task_id)
+
+
+def test_a_task_runs_and_leaves_rows_artifacts_and_headers(settings: Settings,
+                                                           downstream: Downstream) -> None:
+    trace_id = tracing.new_trace_id()
+    spec = {"name": "hook", "steps": [
+        {"action": "echo", "params": {"message": "hello"}},
+        {"action": "http", "params": {"method": "POST", "url": downstream.url + "/hook",
+                                      "json": {"x": 1}}},
+        {"action": "http", "params": {"url": downstream.url + "/second"}},
+    ]}
+    with tracing.bound(trace_id=trace_id):
+        result = enqueue(spec, trace_id)
+    assert _run(result.task_id, trace_id) == "done"
+
+    task = _task(result.task_id)
+    assert task["status"] == "done" and task["attempts"] == 1 and task["trace_id"] == trace_id
+    assert [a["action_name"] for a in task["actions"]] == ["echo", "http", "http"]
+    assert all(a["trace_id"] == trace_id and a["status"] == "ok" for a in task["actions"])
+    assert all(re.fullmatch(r"[0-9a-f]{64}", a["inputs_hash"]) for a in task["actions"])
+    assert task["actions"][1]["downstream_status"] == 200
+    assert task["actions"][1]["result_artifact_id"] is not None
+    assert [e["event"] for e in task["events"]] == [
+        "task_enqueued", "task_dispatched", "task_claimed", "artifact_stored", "artifact_stored",
+        "artifact_stored", "task_done"]
+
+    (hook,) = downstream.received("/hook")
+    (second,) = downstream.received("/second")
+    assert hook.headers["X-Trace-Id"] == trace_id == second.headers["X-Trace-Id"]
+    assert json.loads(hook.body) == {"x": 1}
+    spans = set()
+    for request in (hook, second):
+        match = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", request.headers["traceparent"])
+        assert match and match.group(1) == trace_id.replace("-", "")
+        spans.add(match.group(2))
+    assert len(spans) == 2, "each downstream call gets its own span id"
+
+    log = next(a for a in task["artifacts"] if a["kind"] == "log")
+    job_id = task["jobs"][0]["id"]
+    assert log["uri"] == f"s3://{settings.s3_bucket}/{trace_id}/{result.task_id}/{job_id}/worker.log.jsonl"
+    store = get_store(settings)
+    key = key_from_uri(log["uri"], settings.s3_bucket)
+    metadata = store.head(key)["Metadata"]
+    assert isinstance(metadata, dict)
+    assert metadata_value(metadata, "trace-id") == trace_id
+    assert metadata_value(metadata, "task-id") == result.task_id
+    lines = [json.loads(line) for line in b"".join(store.stream(key)).decode().splitlines()]
+    assert {line["trace_id"] for line in lines} == {trace_id}
+    assert {"task_claimed", "action_started", "action_finished", "http_request"} <= {
+        line["event"] for line in lines}
+
+
+def test_a_failing_task_is_retried_then_failed_with_a_readable_reason(settings: Settings) -> None:
+    trace_id = tracing.new_trace_id()
+    spec = {"steps": [{"action": "fail", "params": {"message": "disk full"}}], "max_attempts": 2}
+    result = enqueue(spec, trace_id)
+    assert _run(result.task_id, trace_id) == "queued"
+    with database.connection_context():
+        database.execute_sql("UPDATE tasks SET run_after = now() WHERE id = %s", (result.task_id,))
+    assert _run(result.task_id, trace_id) == "failed"
+    task = _task(result.task_id)
+    assert task["error"] == "step 0 (fail): disk full"
+    assert [j["status"] for j in task["jobs"]] == ["failed", "failed"]
+    assert [a["kind"] for a in task["artifacts"]] == ["log", "log"], "each attempt keeps its log"
+    assert "retry_scheduled" in [e["event"] for e in task["events"]]
+
+
+def test_invalid_spec_writes_nothing(settings: Settings) -> None:
+    with pytest.raises(SpecInvalid):
+        enqueue({"steps": [{"action": "echo"}]}, tracing.new_trace_id())
+    assert _count("tasks") == 0 and _count("task_events") == 0
+
+
+def test_idempotency_key_returns_the_original_or_conflicts(settings: Settings) -> None:
+    spec = {"steps": [{"action": "echo", "params": {"message": "once"}}]}
+    first = enqueue(spec, tracing.new_trace_id(), idempotency_key="deploy-42")
+    again = enqueue(spec, tracing.new_trace_id(), idempotency_key="deploy-42")
+    assert (again.task_id, again.trace_id, again.created) == (first.task_id, first.trace_id, False)
+    with pytest.raises(Conflict):
+        enqueue({"steps": [{"action": "echo", "params": {"message": "other"}}]},
+                tracing.new_trace_id(), idempotency_key="deploy-42")
+    assert _count("tasks") == 1
+
+
+def test_broker_down_at_enqueue_loses_nothing(settings: Settings, base_env: dict[str, str]) -> None:
+    """The task is accepted and durable; the dispatcher sends it once the broker answers."""
+    use_settings({**base_env, "JCT_BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    trace_id = tracing.new_trace_id()
+    result = enqueue({"steps": [{"action": "echo", "params": {"message": "x"}}]}, trace_id)
+    task = _task(result.task_id)
+    assert task["status"] == "queued" and task["dispatched_at"] is None
+    failed = [e for e in task["events"] if e["event"] == "dispatch_failed"]
+    assert len(failed) == 1 and "broker refused" in failed[0]["attrs"]["error"]
+
+    healthy = use_settings(base_env)
+    assert dispatch_due(healthy) == 1
+    assert dispatch_due(healthy) == 0, "a dispatched task is not re-sent before it goes stale"
+    task = _task(result.task_id)
+    assert task["dispatched_at"] is not None
+    assert task["events"][-1]["event"] == "task_redispatched"
+    assert _run(result.task_id, trace_id) == "done"
