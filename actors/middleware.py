@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 import tracing
@@ -24,18 +25,18 @@ class TraceMiddleware(Middleware):
     def __init__(self) -> None:
         self._tokens = threading.local()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         options = message.options
         task_id = options.get("task_id") or (message.args[0] if message.args else None)
         self._tokens.value = tracing.bind_values(trace_id=options.get("trace_id"), task_id=task_id)
         log_event(logger, "message_received", f"{message.actor_name} message {message.message_id}",
                   message_id=message.message_id, retries=options.get("retries", 0))
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *,
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
         self._unbind()
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._unbind()
 
     def _unbind(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
@@ -121,7 +122,7 @@ def artifact_content(artifact_id: str) -> ResponseReturnValue:
     except StorageError as exc:
         raise Unavailable("object store unavailable", detail=str(exc)) from exc
 
-    def body() -> "Iterator[bytes]":  # type: ignore[name-defined]
+    def body() -> Iterator[bytes]:
         yield first
         yield from chunks
 

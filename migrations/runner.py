@@ -97,4 +97,5 @@ def _init_broker_schema(conn: psycopg.Connection) -> None:
 
     with conn.transaction(), conn.cursor() as cursor:
         if init(cursor):
-            log_event(logger, "broker_schema_created", "created the dramatiq schema for the PostgreSQL broker")
+            log_event(logger, "broker_schema_created",
+                      "created the dramatiq schema for the PostgreSQL broker")

@@ -25,7 +25,7 @@ class StoredBlob:
     content_type: str
 
 
-def start_invocation(task_id: str, job_id: str, trace_id: str, step: int, action_name: str,
+def start_invocation(task_id: str, job_id: str, trace_id: str, *, step: int, action_name: str,
                      inputs_hash: str) -> str:
     invocation_id = str(uuid.uuid4())
     database.execute_sql(

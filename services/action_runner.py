@@ -50,7 +50,8 @@ class ActionRunner:
     def _run_step(self, index: int, name: str, params: dict[str, Any]) -> AttemptResult | None:
         attempt = self.attempt
         invocation_id = records.start_invocation(attempt.task_id, attempt.job_id, attempt.trace_id,
-                                                 index, name, inputs_hash(params))
+                                                 step=index, action_name=name,
+                                                 inputs_hash=inputs_hash(params))
         log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
                   invocation_id=invocation_id)
         started = time.monotonic()

@@ -83,7 +83,7 @@ def _finish(settings: Settings, attempt: ClaimedAttempt, result: AttemptResult) 
     return outcome.task_status
 
 
-def _cancel_probe(task_id: str, every_s: float = 1.0) -> "callable[[], bool]":  # type: ignore[valid-type]
+def _cancel_probe(task_id: str, every_s: float = 1.0) -> callable[[], bool]:  # type: ignore[valid-type]
     """A cheap ``is_cancelled``: asks the database at most once a second."""
     state = {"at": 0.0, "value": False}
 
@@ -106,7 +106,7 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id[:8]}",
                                         daemon=True)
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 

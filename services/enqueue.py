@@ -67,7 +67,7 @@ def enqueue_batch(raw_specs: Any, trace_id: str) -> list[Enqueued]:
         try:
             specs.append(validate_spec(raw))
         except SpecInvalid as exc:
-            raise SpecInvalid(f"tasks[{index}].{exc.field}", str(exc.detail["problem"])) from exc
+            raise SpecInvalid(f"tasks[{index}].{exc.field}", exc.problem) from exc
     with connection():
         ids = transitions.create_tasks([transitions.NewTask(trace_id=trace_id, spec=s) for s in specs])
         for task_id, spec in zip(ids, specs, strict=True):

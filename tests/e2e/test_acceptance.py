@@ -82,7 +82,7 @@ def test_4_worker_creates_artifact_rows_with_that_trace_id(stack: Stack, downstr
                        " WHERE trace_id = %s ORDER BY created_at", trace_id)
     assert [r[0] for r in rows] == ["report", "log"]
     assert all(r[2] == trace_id and r[3] == task_id for r in rows)
-    kind, uri, _, _, job_id = rows[1]
+    _, uri, _, _, job_id = rows[1]
     bucket = stack.state["s3_bucket"]
     assert uri == f"s3://{bucket}/{trace_id}/{task_id}/{job_id}/worker.log.jsonl"
     s3 = boto3.client("s3", endpoint_url=stack.state["s3_endpoint"], region_name="us-east-1",
@@ -107,7 +107,7 @@ def test_5_healthz_responds_200(stack: Stack) -> None:
 
 def test_6_grep_logs_by_trace_id_reconstructs_the_timeline(stack: Stack, downstream: Downstream) -> None:
     """The shared log file alone tells the story in order: API accepted, worker ran, done."""
-    task_id, trace_id, _ = _enqueue_and_finish(stack, downstream)
+    _, trace_id, _ = _enqueue_and_finish(stack, downstream)
     wait_until(lambda: any(r.get("event") == "task_done" for r in stack.log_lines(trace_id)),
                timeout=10, what="task_done in the log file")
     grepped = [line for line in stack.log_file.read_text().splitlines() if trace_id in line]
@@ -123,14 +123,14 @@ def test_6_grep_logs_by_trace_id_reconstructs_the_timeline(stack: Stack, downstr
 
 
 def test_downstream_calls_carry_the_trace(stack: Stack, downstream: Downstream) -> None:
-    task_id, trace_id, _ = _enqueue_and_finish(stack, downstream)
+    _, trace_id, _ = _enqueue_and_finish(stack, downstream)
     (hook,) = [r for r in downstream.requests if r.headers.get("X-Trace-Id") == trace_id]
     assert re.fullmatch(rf"00-{trace_id.replace('-', '')}-[0-9a-f]{{16}}-01", hook.headers["traceparent"])
 
 
 def test_a_callers_trace_id_is_adopted(stack: Stack, downstream: Downstream) -> None:
     given = uuid.uuid4()
-    response = stack.post("/enqueue", json=_spec(downstream), headers={"X-Trace-Id": given.hex.upper()})
+    response = stack.post("/enqueue", json=_spec(downstream), headers={"x-trace-id": given.hex.upper()})
     assert response.status_code == 202 and response.json()["trace_id"] == str(given)
     parent = f"00-{uuid.uuid4().hex}-00f067aa0ba902b7-01"
     adopted = stack.post("/enqueue", json=_spec(downstream), headers={"traceparent": parent})

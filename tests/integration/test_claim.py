@@ -47,7 +47,8 @@ def test_two_concurrent_claimers_never_take_the_same_task(settings: Settings) ->
     assert set(taken["a"]) | set(taken["b"]) == ids
     assert len(taken["a"]) + len(taken["b"]) == 60
     with database.connection_context():
-        assert database.execute_sql("SELECT count(*), count(DISTINCT task_id) FROM jobs").fetchone() == (60, 60)
+        counts = database.execute_sql("SELECT count(*), count(DISTINCT task_id) FROM jobs").fetchone()
+    assert counts == (60, 60)
 
 
 def test_a_second_claim_of_the_same_task_finds_nothing(settings: Settings) -> None:

@@ -42,7 +42,7 @@ def test_a_changed_applied_migration_is_refused(pg_admin_url: str, migrations_di
     apply_migrations(url, migrations_dir)
     first = next(migrations_dir.glob("0001_*.sql"))
     first.write_text(first.read_text() + "\n-- edited after the fact\n")
-    with pytest.raises(MigrationChanged, match="0001_initial.sql"):
+    with pytest.raises(MigrationChanged, match=r"0001_initial\.sql"):
         apply_migrations(url, migrations_dir)
 
 

@@ -10,9 +10,9 @@ from actions.base import ActionContext
 from actions.fail import FailAction
 from actions.http import HttpAction, _check_status
 from actions.sleep import SleepAction
+from config import load_settings
 from errors import ActionTimeout, PermanentActionError, RetryableActionError, TaskCancelled
 from services.attempt import retry_delay_s
-from config import load_settings
 
 
 def test_sleep_stops_at_the_deadline() -> None:

@@ -28,8 +28,10 @@ def test_caller_uuid_in_any_form_is_canonicalised(given: str) -> None:
     assert tracing.canonical_trace_id(given) == "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 
 
-@pytest.mark.parametrize("given", ["", "abc", "6f9619ff-8b86-d011-b42d", "g" * 32,
-                                   "6f9619ff8b86-d011-b42d-00c04fc964ff", "{6f9619ff-8b86-d011-b42d-00c04fc964ff}"])
+@pytest.mark.parametrize("given", [
+    "", "abc", "6f9619ff-8b86-d011-b42d", "g" * 32, "6f9619ff8b86-d011-b42d-00c04fc964ff",
+    "{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
+])
 def test_anything_else_is_rejected(given: str) -> None:
     """A non-UUID X-Trace-Id is an error the edge turns into 400 invalid_trace_id."""
     with pytest.raises(InvalidTraceId) as caught:
