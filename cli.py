@@ -51,7 +51,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors.worker", "--processes",
                               str(args.processes or settings.workers), "--threads",
-                              str(settings.worker_threads), "--queues", settings.queue])
+                              str(settings.worker_threads), "--queues", settings.queue,
+             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))])
     return 0  # not reached
 
 

@@ -50,6 +50,7 @@ class Settings:
     retry_backoff_s: float = 2.0
     retry_backoff_max_s: float = 300.0
     lease_s: float = 30.0
+    shutdown_grace_s: float = 20.0
 
     @property
     def broker_kind(self) -> str:
@@ -178,6 +179,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dispatch_stale_s=_positive_float(env, "JCT_DISPATCH_STALE_S", 60.0),
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
         lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
+        shutdown_grace_s=_positive_float(env, "JCT_SHUTDOWN_GRACE_S", 20.0),
     )
 
 

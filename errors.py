@@ -157,3 +157,14 @@ class TaskCancelled(JctError):
     """The task was cancelled by an operator while the attempt ran."""
 
     code = "cancelled"
+
+
+class AttemptInterrupted(JctError):
+    """The attempt must stop for a reason outside the task: this worker is shutting down
+    (``worker_shutdown``) or no longer holds the attempt's lease (``lease_lost``)."""
+
+    code = "interrupted"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

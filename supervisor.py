@@ -23,7 +23,6 @@ from storage.s3 import ArtifactStore
 logger = logging.getLogger("jct.supervisor")
 
 ROOT = Path(__file__).resolve().parent
-GRACE_S = 30.0
 
 
 @dataclass
@@ -63,7 +62,8 @@ class Supervisor:
             env=self.env, cwd=ROOT)
         self.children["worker"] = subprocess.Popen(
             [python, "-m", "dramatiq", "actors.worker", "--processes", str(settings.workers),
-             "--threads", str(settings.worker_threads), "--queues", settings.queue],
+             "--threads", str(settings.worker_threads), "--queues", settings.queue,
+             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))],
             env=self.env, cwd=ROOT)
 
     def write_run_file(self, settings: Settings) -> None:
@@ -113,12 +113,13 @@ class Supervisor:
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_S
+        grace = self.settings.shutdown_grace_s + 20  # the workers' grace, then their own exit
+        deadline = time.monotonic() + grace
         for name, child in self.children.items():
             try:
                 child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log_event(logger, "child_killed", f"{name} did not stop in {GRACE_S}s; killing",
+                log_event(logger, "child_killed", f"{name} did not stop in {grace:.0f}s; killing",
                           level=logging.WARNING)
                 child.kill()
                 child.wait()

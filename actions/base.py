@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from errors import ActionTimeout, SpecInvalid, TaskCancelled
+from errors import ActionTimeout, AttemptInterrupted, SpecInvalid, TaskCancelled
 
 
 @dataclass
@@ -26,10 +26,11 @@ class ActionResult:
 
 @dataclass
 class ActionContext:
-    """Limits an action runs under: the attempt's deadline, cancellation, allowed hosts."""
+    """Limits an action runs under: the attempt's deadline, a reason to stop early (operator
+    cancel, worker shutdown, lost lease), allowed hosts."""
 
     deadline: float | None = None
-    is_cancelled: Callable[[], bool] = lambda: False
+    stop_reason: Callable[[], str | None] = lambda: None
     allowed_hosts: tuple[str, ...] = ("*",)
     poll_s: float = 0.25
 
@@ -41,8 +42,11 @@ class ActionContext:
         remaining = self.remaining()
         if remaining is not None and remaining <= 0:
             raise ActionTimeout("timeout: the attempt ran past the task's timeout_s")
-        if self.is_cancelled():
+        reason = self.stop_reason()
+        if reason == "cancelled":
             raise TaskCancelled("cancelled by operator")
+        if reason is not None:
+            raise AttemptInterrupted(reason)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking up to honour the deadline and cancellation."""

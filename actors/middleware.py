@@ -1,4 +1,4 @@
-"""Worker-side Dramatiq middleware: trace binding and the dispatcher loop."""
+"""Worker-side Dramatiq middleware: trace binding, the maintenance loop, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from dramatiq.middleware import Middleware
 import tracing
 from config import get_settings
 from logging_setup import log_event
-from services.dispatcher import dispatch_due
+from services.attempt import begin_shutdown
+from services.maintenance import maintenance_pass
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +47,16 @@ class TraceMiddleware(Middleware):
             self._tokens.value = None
 
 
-class DispatcherMiddleware(Middleware):
-    """Runs the dispatcher every ``JCT_DISPATCH_INTERVAL_S`` in each worker process; an advisory
-    lock lets only one of them work a given pass."""
+class MaintenanceMiddleware(Middleware):
+    """Runs the maintenance pass (dispatcher, rescuer, uploader) every
+    ``JCT_DISPATCH_INTERVAL_S`` in each worker process; locks keep passes from overlapping."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._thread = threading.Thread(target=self._loop, name="jct-dispatcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="jct-maintenance", daemon=True)
         self._thread.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -64,8 +65,15 @@ class DispatcherMiddleware(Middleware):
     def _loop(self) -> None:
         settings = get_settings()
         while not self._stop.wait(settings.dispatch_interval_s):
-            try:
-                dispatch_due(settings)
-            except Exception as exc:  # keep the loop alive through outages; say why
-                log_event(logger, "dispatcher_error", f"dispatcher pass failed: {exc}",
-                          level=logging.WARNING)
+            maintenance_pass(settings)
+
+
+class GracefulShutdownMiddleware(Middleware):
+    """On SIGTERM, attempts in flight get ``JCT_SHUTDOWN_GRACE_S`` to finish; then they are
+    interrupted at their next interruptible point and their tasks given back (``worker_shutdown``)."""
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        grace = get_settings().shutdown_grace_s
+        log_event(logger, "worker_stopping", f"stopping intake; in-flight attempts have {grace}s",
+                  grace_s=grace)
+        begin_shutdown(grace)

@@ -13,11 +13,16 @@ configure_logging("worker", _settings.log_file)
 if _settings.database_url:
     init_database(_settings.database_url)
 
-from actors.middleware import DispatcherMiddleware, TraceMiddleware  # noqa: E402
+from actors.middleware import (  # noqa: E402
+    GracefulShutdownMiddleware,
+    MaintenanceMiddleware,
+    TraceMiddleware,
+)
 
 broker = get_broker()
 broker.add_middleware(TraceMiddleware())
-broker.add_middleware(DispatcherMiddleware())
+broker.add_middleware(MaintenanceMiddleware())
+broker.add_middleware(GracefulShutdownMiddleware())
 
 from actors.process_task import process_task  # noqa: E402
 

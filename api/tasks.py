@@ -115,6 +115,9 @@ def artifact_content(artifact_id: str) -> ResponseReturnValue:
         found = get_artifact(_uuid(artifact_id, "artifact"))
     if found is None:
         raise NotFound(f"no artifact {artifact_id}")
+    if found.status == "pending":
+        raise Unavailable("the blob is kept on the worker until the object store takes it",
+                          detail={"status": "pending", "pending_path": found.pending_path})
     settings = get_settings()
     chunks = get_store(settings).stream(key_from_uri(found.uri, settings.s3_bucket))
     try:

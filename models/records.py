@@ -45,19 +45,55 @@ def finish_invocation(invocation_id: str, *, error: str | None, downstream_statu
     )
 
 
-def insert_artifact(blob: StoredBlob) -> str:
-    """Reference a stored blob; its ``artifact_stored`` event goes in the same transaction."""
+def insert_artifact(blob: StoredBlob, *, pending_path: str | None = None) -> str:
+    """Reference a blob; its event goes in the same transaction. With ``pending_path`` the blob
+    is still on local disk (the store refused it) and the row is ``pending``."""
     artifact_id = str(uuid.uuid4())
     with database.atomic():
         database.execute_sql(
             "INSERT INTO artifacts (id, task_id, job_id, trace_id, kind, name, uri, size, sha256,"
-            " content_type) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " content_type, status, pending_path) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s)",
             (artifact_id, blob.task_id, blob.job_id, blob.trace_id, blob.kind, blob.name, blob.uri,
-             blob.size, blob.sha256, blob.content_type),
+             blob.size, blob.sha256, blob.content_type, "pending" if pending_path else "stored",
+             pending_path),
         )
-        record_event(blob.task_id, blob.trace_id, "artifact_stored", artifact_id=artifact_id,
-                     kind=blob.kind, uri=blob.uri, size=blob.size)
+        record_event(blob.task_id, blob.trace_id,
+                     "artifact_pending" if pending_path else "artifact_stored",
+                     artifact_id=artifact_id, kind=blob.kind, uri=blob.uri, size=blob.size,
+                     pending_path=pending_path)
     return artifact_id
+
+
+@dataclass(frozen=True)
+class PendingArtifact:
+    artifact_id: str
+    task_id: str
+    job_id: str | None
+    trace_id: str
+    kind: str
+    uri: str
+    content_type: str
+    pending_path: str
+
+
+def claim_pending_artifacts(path_prefix: str, limit: int = 20) -> list[PendingArtifact]:
+    """Pending artifacts whose blob lies under ``path_prefix`` (this host's spool). Call inside
+    a transaction: the rows stay locked (SKIP LOCKED for others) until it ends."""
+    rows = database.execute_sql(
+        "SELECT id, task_id, job_id, trace_id, kind, uri, content_type, pending_path FROM artifacts"
+        " WHERE status = 'pending' AND pending_path LIKE %s ORDER BY created_at LIMIT %s"
+        " FOR UPDATE SKIP LOCKED", (path_prefix.rstrip("/") + "/%", limit)).fetchall()
+    return [PendingArtifact(str(r[0]), str(r[1]), str(r[2]) if r[2] else None, str(r[3]), r[4],
+                            r[5], r[6], r[7]) for r in rows]
+
+
+def mark_artifact_stored(pending: PendingArtifact) -> None:
+    database.execute_sql(
+        "UPDATE artifacts SET status = 'stored', pending_path = NULL WHERE id = %s",
+        (pending.artifact_id,))
+    record_event(pending.task_id, pending.trace_id, "artifact_stored",
+                 artifact_id=pending.artifact_id, kind=pending.kind, uri=pending.uri, late=True)
 
 
 def get_artifact(artifact_id: str) -> Artifact | None:

@@ -70,6 +70,8 @@ class Artifact(BaseModel):
     size = pw.BigIntegerField()
     sha256 = pw.TextField()
     content_type = pw.TextField()
+    status = pw.TextField(default="stored")
+    pending_path = pw.TextField(null=True)
     created_at = DateTimeTZField()
 
     class Meta:

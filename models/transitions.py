@@ -249,6 +249,69 @@ def _attempt_result(attempt: ClaimedAttempt, error: str | None, retryable: bool,
     return "failed", "failed", "task_failed"
 
 
+def give_back_attempt(attempt: ClaimedAttempt, reason: str) -> None:
+    """This worker stops (shutdown) before the attempt ended: the attempt is ``lost`` with
+    ``reason`` and the task goes back to ``queued`` for another worker, at once. Fenced."""
+    with database.atomic():
+        fenced = database.execute_sql(
+            "UPDATE jobs SET status = 'lost', error = %s, finished_at = now(), updated_at = now()"
+            " WHERE id = %s AND status = 'running'", (reason, attempt.job_id))
+        if not fenced.rowcount:
+            raise FenceLost(f"attempt {attempt.job_id} no longer holds task {attempt.task_id}")
+        database.execute_sql(
+            "UPDATE tasks SET status = 'queued', current_job_id = NULL, run_after = now(),"
+            " dispatched_at = NULL, updated_at = now() WHERE id = %s AND current_job_id = %s",
+            (attempt.task_id, attempt.job_id))
+        record_event(attempt.task_id, attempt.trace_id, reason, job_id=attempt.job_id,
+                     attempt=attempt.attempt)
+
+
+@dataclass(frozen=True)
+class RescuedAttempt:
+    task_id: str
+    trace_id: str
+    job_id: str
+    worker: str
+    task_status: str
+
+
+_EXPIRED = """
+SELECT j.id, j.task_id, j.trace_id, j.attempt, j.worker, t.max_attempts, t.cancel_requested
+  FROM jobs j JOIN tasks t ON t.id = j.task_id AND t.current_job_id = j.id
+ WHERE j.status = 'running' AND t.status = 'running' AND j.lease_expires_at < now()
+ ORDER BY j.lease_expires_at LIMIT %s
+   FOR UPDATE OF j, t SKIP LOCKED
+"""
+
+
+def rescue_expired_leases(limit: int = 100) -> list[RescuedAttempt]:
+    """Attempts whose worker stopped renewing the lease: mark them ``lost`` (``worker_lost``)
+    and requeue the task if attempts remain, else fail it with that reason."""
+    rescued: list[RescuedAttempt] = []
+    with database.atomic():
+        for job_id, task_id, trace_id, attempt, worker, max_attempts, cancel in \
+                database.execute_sql(_EXPIRED, (limit,)).fetchall():
+            status = "cancelled" if cancel else ("queued" if attempt < max_attempts else "failed")
+            database.execute_sql(
+                "UPDATE jobs SET status = 'lost', error = 'worker_lost', finished_at = now(),"
+                " updated_at = now() WHERE id = %s", (job_id,))
+            database.execute_sql(
+                "UPDATE tasks SET status = %s, current_job_id = NULL, updated_at = now(),"
+                " error = CASE WHEN %s = 'queued' THEN error ELSE 'worker_lost: worker ' || %s ||"
+                "   ' stopped renewing its lease' END,"
+                " finished_at = CASE WHEN %s = 'queued' THEN NULL ELSE now() END,"
+                " run_after = now(), dispatched_at = NULL WHERE id = %s",
+                (status, status, worker, status, task_id))
+            record_event(str(task_id), str(trace_id), "attempt_lost", job_id=str(job_id),
+                         attempt=attempt, worker=worker, reason="worker_lost")
+            record_event(str(task_id), str(trace_id),
+                         {"queued": "retry_scheduled", "failed": "task_failed",
+                          "cancelled": "task_cancelled"}[status],
+                         job_id=str(job_id), attempt=attempt, error="worker_lost")
+            rescued.append(RescuedAttempt(str(task_id), str(trace_id), str(job_id), worker, status))
+    return rescued
+
+
 def cancel_task(task_id: str, actor: str) -> str:
     """Operator cancel: a queued task is cancelled now; a running one is asked to stop."""
     with database.atomic():

@@ -13,7 +13,15 @@ from typing import Any
 
 from actions import get_action
 from actions.base import ActionContext, ActionResult
-from errors import ActionError, JctError, PermanentActionError, StorageError, TaskCancelled
+from errors import (
+    ActionError,
+    ActionTimeout,
+    AttemptInterrupted,
+    JctError,
+    PermanentActionError,
+    StorageError,
+    TaskCancelled,
+)
 from logging_setup import log_event
 from models import records
 from models.transitions import ClaimedAttempt
@@ -30,18 +38,27 @@ class AttemptResult:
     error: str | None = None
     retryable: bool = False
     cancelled: bool = False
+    interrupted: str | None = None  # worker_shutdown | lease_lost: not the task's fault
 
 
 class ActionRunner:
     def __init__(self, attempt: ClaimedAttempt, *, allowed_hosts: tuple[str, ...],
-                 is_cancelled: Callable[[], bool]) -> None:
+                 stop_reason: Callable[[], str | None]) -> None:
         self.attempt = attempt
         deadline = time.monotonic() + attempt.timeout_s if attempt.timeout_s else None
-        self.ctx = ActionContext(deadline=deadline, is_cancelled=is_cancelled,
+        self.ctx = ActionContext(deadline=deadline, stop_reason=stop_reason,
                                  allowed_hosts=allowed_hosts)
 
     def run(self) -> AttemptResult:
         for index, step in enumerate(self.attempt.spec["steps"]):
+            try:
+                self.ctx.check()  # a step boundary is an interruptible point
+            except TaskCancelled:
+                return AttemptResult(error="cancelled by operator", cancelled=True)
+            except AttemptInterrupted as exc:
+                return AttemptResult(error=exc.reason, interrupted=exc.reason)
+            except ActionTimeout as exc:
+                return AttemptResult(error=f"step {index}: {exc}", retryable=True)
             result = self._run_step(index, step["action"], step.get("params", {}))
             if result is not None:
                 return result
@@ -76,6 +93,9 @@ class ActionRunner:
             return None, action.run(action.validate(params, f"steps[{index}].params"), self.ctx)
         except TaskCancelled:
             return AttemptResult(error="cancelled by operator", cancelled=True), None
+        except AttemptInterrupted as exc:
+            return AttemptResult(error=f"step {index} ({name}): {exc.reason}",
+                                 interrupted=exc.reason), None
         except ActionError as exc:
             return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=exc.retryable), None
         except JctError as exc:

@@ -1,5 +1,5 @@
-"""One attempt of one task, as a worker runs it: claim, run the steps, store the log blob,
-finish (fenced), and schedule the retry if one is due."""
+"""One attempt of one task, as a worker runs it: claim, run the steps under a heartbeat, store
+the log blob, finish (fenced), and schedule the retry if one is due."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from config import Settings, get_settings
 from logging_setup import attempt_logs, log_event
@@ -21,6 +22,17 @@ from services.enqueue import dispatch
 from tracing import bound
 
 logger = logging.getLogger(__name__)
+
+
+class _Shutdown:
+    """Set once when this worker process is asked to stop; attempts still running after the
+    grace period are interrupted at their next interruptible point and given back."""
+
+    deadline: float | None = None
+
+
+def begin_shutdown(grace_s: float) -> None:
+    _Shutdown.deadline = time.monotonic() + grace_s
 
 
 def worker_name() -> str:
@@ -51,9 +63,9 @@ def _run_attempt(settings: Settings, attempt: ClaimedAttempt) -> str | None:
     attempt_logs.start(attempt.job_id)
     log_event(logger, "task_claimed", f"attempt {attempt.attempt}/{attempt.max_attempts} claimed "
               f"by {worker_name()}", attempt=attempt.attempt, worker=worker_name())
-    with _Heartbeat(attempt.job_id, settings.lease_s):
+    with _Heartbeat(attempt.job_id, settings.lease_s) as heartbeat:
         result = ActionRunner(attempt, allowed_hosts=settings.http_allowed_hosts,
-                              is_cancelled=_cancel_probe(attempt.task_id)).run()
+                              stop_reason=_stop_probe(attempt.task_id, heartbeat)).run()
     log_event(logger, "attempt_finished",
               f"attempt {attempt.attempt} {'ok' if result.error is None else 'failed'}",
               attempt=attempt.attempt, error=result.error)
@@ -62,6 +74,8 @@ def _run_attempt(settings: Settings, attempt: ClaimedAttempt) -> str | None:
 
 
 def _finish(settings: Settings, attempt: ClaimedAttempt, result: AttemptResult) -> str | None:
+    if result.interrupted:
+        return _give_back(attempt, result.interrupted)
     delay = retry_delay_s(settings, attempt.attempt)
     try:
         outcome = transitions.finish_attempt(attempt, error=result.error, retryable=result.retryable,
@@ -83,25 +97,51 @@ def _finish(settings: Settings, attempt: ClaimedAttempt, result: AttemptResult) 
     return outcome.task_status
 
 
-def _cancel_probe(task_id: str, every_s: float = 1.0) -> callable[[], bool]:  # type: ignore[valid-type]
-    """A cheap ``is_cancelled``: asks the database at most once a second."""
-    state = {"at": 0.0, "value": False}
+def _give_back(attempt: ClaimedAttempt, reason: str) -> str | None:
+    """Interrupted by shutdown: requeue for another worker. A lost lease: the rescuer already
+    decided, so there is nothing of ours to write."""
+    if reason == "lease_lost":
+        log_event(logger, "attempt_fenced", "lease lost while running; the rescuer owns the task",
+                  level=logging.WARNING)
+        return None
+    try:
+        transitions.give_back_attempt(attempt, reason)
+    except FenceLost as exc:
+        log_event(logger, "attempt_fenced", f"give-back refused: {exc}", level=logging.WARNING)
+        return None
+    log_event(logger, reason, f"attempt {attempt.attempt} interrupted by {reason}; task requeued",
+              level=logging.WARNING)
+    dispatch(attempt.task_id, attempt.trace_id)
+    return "queued"
 
-    def probe() -> bool:
+
+def _stop_probe(task_id: str, heartbeat: _Heartbeat, every_s: float = 1.0
+                ) -> Callable[[], str | None]:
+    """Why the attempt must stop now, if it must: lost lease, shutdown past grace, or an
+    operator's cancel (asked of the database at most once a second)."""
+    state = {"at": 0.0, "cancelled": False}
+
+    def probe() -> str | None:
+        if heartbeat.lost.is_set():
+            return "lease_lost"
+        if _Shutdown.deadline is not None and time.monotonic() >= _Shutdown.deadline:
+            return "worker_shutdown"
         now = time.monotonic()
-        if not state["value"] and now - state["at"] >= every_s:
+        if not state["cancelled"] and now - state["at"] >= every_s:
             state["at"] = now
-            state["value"] = transitions.cancel_requested(task_id)
-        return bool(state["value"])
+            state["cancelled"] = transitions.cancel_requested(task_id)
+        return "cancelled" if state["cancelled"] else None
 
     return probe
 
 
 class _Heartbeat:
-    """Renews the attempt's lease every third of its length while the steps run."""
+    """Renews the attempt's lease every third of its length while the steps run; sets ``lost``
+    when the attempt is no longer ours (the rescuer took it)."""
 
     def __init__(self, job_id: str, lease_s: float) -> None:
         self.job_id, self.lease_s = job_id, lease_s
+        self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id[:8]}",
                                         daemon=True)
@@ -118,7 +158,9 @@ class _Heartbeat:
         while not self._stop.wait(self.lease_s / 3):
             try:
                 with connection():
-                    transitions.renew_lease(self.job_id, self.lease_s)
+                    if not transitions.renew_lease(self.job_id, self.lease_s):
+                        self.lost.set()
+                        return
             except Exception as exc:  # the rescuer decides; a missed beat is only logged
                 log_event(logger, "heartbeat_failed", f"lease renewal failed: {exc}",
                           level=logging.WARNING, job_id=self.job_id)

@@ -11,7 +11,13 @@ from actions.fail import FailAction
 from actions.http import HttpAction, _check_status
 from actions.sleep import SleepAction
 from config import load_settings
-from errors import ActionTimeout, PermanentActionError, RetryableActionError, TaskCancelled
+from errors import (
+    ActionTimeout,
+    AttemptInterrupted,
+    PermanentActionError,
+    RetryableActionError,
+    TaskCancelled,
+)
 from services.attempt import retry_delay_s
 
 
@@ -22,10 +28,17 @@ def test_sleep_stops_at_the_deadline() -> None:
 
 
 def test_sleep_stops_when_cancelled() -> None:
-    calls = iter([False, False, True])
-    ctx = ActionContext(is_cancelled=lambda: next(calls, True), poll_s=0.01)
+    calls = iter([None, None, "cancelled"])
+    ctx = ActionContext(stop_reason=lambda: next(calls, "cancelled"), poll_s=0.01)
     with pytest.raises(TaskCancelled):
         SleepAction().run({"seconds": 30}, ctx)
+
+
+def test_sleep_stops_when_the_worker_shuts_down() -> None:
+    ctx = ActionContext(stop_reason=lambda: "worker_shutdown", poll_s=0.01)
+    with pytest.raises(AttemptInterrupted) as caught:
+        SleepAction().run({"seconds": 30}, ctx)
+    assert caught.value.reason == "worker_shutdown"
 
 
 def test_fail_is_retryable_unless_told_otherwise() -> None:
