@@ -49,10 +49,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    os.execv(sys.executable, [sys.executable, "-m", "dramatiq", "actors.worker", "--processes",
-                              str(args.processes or settings.workers), "--threads",
-                              str(settings.worker_threads), "--queues", settings.queue,
-             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))])
+    from supervisor import worker_command
+
+    if args.processes:
+        settings = settings.with_overrides(workers=args.processes)
+    command = worker_command(settings)
+    os.execv(command[0], command)
     return 0  # not reached
 
 

@@ -22,6 +22,9 @@ from storage.s3 import ArtifactStore
 
 logger = logging.getLogger("jct.supervisor")
 
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -31,6 +34,8 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    restarts: dict[str, list[float]] = field(default_factory=dict)
     _s3: object | None = None
 
     def start_services(self) -> Settings:
@@ -57,14 +62,16 @@ class Supervisor:
 
     def start_children(self, settings: Settings) -> None:
         python = sys.executable
-        self.children["api"] = subprocess.Popen(
-            [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"), "--chdir", str(ROOT)],
-            env=self.env, cwd=ROOT)
-        self.children["worker"] = subprocess.Popen(
-            [python, "-m", "dramatiq", "actors.worker", "--processes", str(settings.workers),
-             "--threads", str(settings.worker_threads), "--queues", settings.queue,
-             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))],
-            env=self.env, cwd=ROOT)
+        self.commands = {
+            "api": [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"),
+                    "--chdir", str(ROOT)],
+            "worker": worker_command(settings),
+        }
+        for name in self.commands:
+            self.spawn(name)
+
+    def spawn(self, name: str) -> None:
+        self.children[name] = subprocess.Popen(self.commands[name], env=self.env, cwd=ROOT)
 
     def write_run_file(self, settings: Settings) -> None:
         """``$JCT_HOME/run.json``: where the running system is, for the CLI and for tests."""
@@ -93,15 +100,25 @@ class Supervisor:
             f"  grep <trace_id> {settings.log_file}\n\nCtrl-C stops everything.\n", flush=True)
 
     def wait(self) -> int:
-        """Block until a signal or a child exits; then stop the rest."""
+        """Block until a signal; a child that dies is restarted (dramatiq exits when one of its
+        worker processes is killed), unless it keeps dying: then everything stops."""
         while not self.stopping:
-            for name, child in self.children.items():
+            for name, child in list(self.children.items()):
                 code = child.poll()
-                if code is not None:
-                    log_event(logger, "child_exited", f"{name} exited with {code}; stopping",
+                if code is None or self.stopping:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_S]
+                if len(recent) >= MAX_RESTARTS:
+                    log_event(logger, "child_exited", f"{name} exited with {code} and keeps dying "
+                              f"({len(recent)} restarts in {RESTART_WINDOW_S:.0f}s); stopping",
                               level=logging.ERROR, child=name, code=code)
                     self.stop()
                     return code or 1
+                self.restarts[name] = [*recent, now]
+                log_event(logger, "child_restarted", f"{name} exited with {code}; restarting it",
+                          level=logging.WARNING, child=name, code=code)
+                self.spawn(name)
             time.sleep(0.5)
         return 0
 
@@ -127,6 +144,13 @@ class Supervisor:
             self._s3.stop()  # type: ignore[attr-defined]
         run_file(self.settings).unlink(missing_ok=True)
         log_event(logger, "supervisor_stopped", "all children stopped")
+
+
+def worker_command(settings: Settings) -> list[str]:
+    """The dramatiq command line for this system's workers (also what ``jct worker`` runs)."""
+    return [sys.executable, "-m", "dramatiq", "actors.worker", "--processes", str(settings.workers),
+            "--threads", str(settings.worker_threads), "--queues", settings.queue,
+            "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))]
 
 
 def run_file(settings: Settings) -> Path:
