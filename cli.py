@@ -93,14 +93,44 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
     from models.db import connection
     from models.task_view import get_task
+    from services.diagnosis import diagnose
 
     _db(settings)
     with connection():
         task = get_task(args.task_id)
-    if task is None:
-        raise JctError(f"no task {args.task_id}")
-    print(json.dumps(task, indent=2))
+        if task is None:
+            raise JctError(f"no task {args.task_id}")
+        task["diagnosis"] = diagnose(task)
+    if args.json:
+        print(json.dumps(task, indent=2))
+        return 0
+    print(render_task(task))
     return 0
+
+
+def render_task(task: dict[str, Any]) -> str:
+    """A task as an operator reads it in a terminal."""
+    lines = [f"task      {task['id']}  {task['name'] or ''}",
+             f"trace     {task['trace_id']}",
+             f"status    {task['status']}  ({task['diagnosis']['code']}: {task['diagnosis']['message']})",
+             f"attempts  {task['attempts']}/{task['max_attempts']}"]
+    if task["error"]:
+        lines.append(f"error     {task['error']}")
+    lines.append("\nATTEMPT  STATUS     WORKER                 DURATION  ERROR")
+    lines += [f"{j['attempt']:<8} {j['status']:<10} {j['worker']:<22} {_ms(j['duration_ms']):>8}  "
+              f"{j['error'] or ''}" for j in task["jobs"]]
+    lines.append("\nSTEP  ACTION  STATUS  DURATION  DOWNSTREAM  ERROR")
+    lines += [f"{a['step']:<5} {a['action_name']:<7} {a['status']:<7} {_ms(a['duration_ms']):>8}  "
+              f"{a['downstream_status'] or '':<10}  {a['error'] or ''}" for a in task["actions"]]
+    lines.append("\nARTIFACT                              KIND    SIZE  URI")
+    lines += [f"{a['id']}  {a['kind']:<6} {a['size']:>5}  {a['uri']}" for a in task["artifacts"]]
+    lines.append("\nTIME                              EVENT")
+    lines += [f"{e['ts']}  {e['event']:<20} {_attrs(e['attrs'])}" for e in task["events"]]
+    return "\n".join(lines)
+
+
+def _ms(value: int | None) -> str:
+    return "" if value is None else f"{value}ms"
 
 
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
@@ -109,9 +139,11 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
 
     _db(settings)
     with connection():
-        page = list_tasks(status=args.status, trace_id=args.trace_id, limit=args.limit)
+        page = list_tasks(status=args.status, trace_id=args.trace_id, name=args.name,
+                          limit=args.limit)
+    print(f"{'CREATED':<33} {'TASK':<36}  {'STATUS':<9}  {'TRACE':<36}  NAME")
     for task in page["tasks"]:
-        print(f"{task['created_at']}  {task['id']}  {task['status']:<9}  {task['trace_id']}  "
+        print(f"{task['created_at']:<33} {task['id']}  {task['status']:<9}  {task['trace_id']}  "
               f"{task['name'] or ''}")
     return 0
 
@@ -125,8 +157,9 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
         trace = trace_timeline(args.trace_id)
     if trace is None:
         raise JctError(f"no task has trace id {args.trace_id}")
+    print(f"{'TIME':<32}  {'TASK':<8}  {'EVENT':<20}  DETAILS")
     for item in trace["timeline"]:
-        print(f"{item['ts']}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")
+        print(f"{item['ts']:<32}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")
     return 0
 
 
@@ -170,12 +203,14 @@ def parser() -> argparse.ArgumentParser:
     enqueue.add_argument("file")
     enqueue.add_argument("--trace-id")
     enqueue.set_defaults(func=cmd_enqueue)
-    task = sub.add_parser("task", help="show one task as JSON")
+    task = sub.add_parser("task", help="one task: status, why, attempts, actions, artifacts, events")
     task.add_argument("task_id")
+    task.add_argument("--json", action="store_true", help="print the API's JSON instead")
     task.set_defaults(func=cmd_task)
     tasks = sub.add_parser("tasks", help="list tasks, newest first")
     tasks.add_argument("--status")
     tasks.add_argument("--trace-id")
+    tasks.add_argument("--name")
     tasks.add_argument("--limit", type=int, default=50)
     tasks.set_defaults(func=cmd_tasks)
     trace = sub.add_parser("trace", help="a trace's timeline from the database")

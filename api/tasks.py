@@ -14,6 +14,7 @@ from errors import BadRequest, NotFound, StorageError, Unavailable
 from models import task_view, transitions
 from models.db import connection
 from models.records import get_artifact
+from services.diagnosis import diagnose
 from storage.s3 import get_store, key_from_uri
 from tracing import canonical_trace_id
 
@@ -33,8 +34,9 @@ def _uuid(value: str, what: str) -> str:
 def get_task(task_id: str) -> ResponseReturnValue:
     with connection():
         task = task_view.get_task(_uuid(task_id, "task"))
-    if task is None:
-        raise NotFound(f"no task {task_id}")
+        if task is None:
+            raise NotFound(f"no task {task_id}")
+        task["diagnosis"] = diagnose(task)
     return jsonify(task)
 
 

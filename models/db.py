@@ -17,8 +17,8 @@ database = PooledPostgresqlExtDatabase(
 
 def init_database(url: str) -> None:
     """Point the handle at ``url`` (``postgresql://…``, including Unix-socket ``?host=`` URLs)."""
-    if not database.is_closed():
-        database.close()
+    if database.database is not None:
+        database.close_all()  # pooled connections belong to the old target
     database.init(url, max_connections=32, stale_timeout=300, timeout=10, connect_timeout=5,
                   application_name="jct")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import peewee as pw
 
+from models.db import database
 from models.tables import ActionInvocation, Artifact, Job, Task, TaskEvent
 
 TASK_FIELDS = ("id", "trace_id", "name", "status", "spec", "priority", "attempts", "max_attempts",
@@ -134,3 +135,13 @@ def trace_timeline(trace_id: str) -> dict[str, Any] | None:
     timeline.sort(key=lambda item: item["ts"])
     return {"trace_id": trace_id, "tasks": [task_summary(task) for task in tasks],
             "timeline": timeline}
+
+
+def queued_ahead(task_id: str) -> int:
+    """How many due queued tasks a worker would claim before this one."""
+    row = database.execute_sql(
+        "SELECT count(*) FROM tasks o, tasks t WHERE t.id = %s AND o.status = 'queued'"
+        " AND o.id <> t.id AND o.run_after <= now() AND NOT o.cancel_requested"
+        " AND (o.priority > t.priority OR (o.priority = t.priority AND o.run_after < t.run_after))",
+        (task_id,)).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,59 @@
+"""The HTTP edge in-process (Flask test client) on real PostgreSQL: tokens and roles, the
+database outage answer, X-Trace-Id on every response."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from config import Settings
+from models.db import database, init_database
+from tests.integration.conftest import use_settings
+
+SPEC = {"steps": [{"action": "echo", "params": {"message": "x"}}]}
+
+
+@pytest.fixture
+def client_with_tokens(settings: Settings, base_env: dict[str, str]) -> FlaskClient:
+    current = use_settings({**base_env, "JCT_API_TOKENS": "viewer:read:r-secret,bot:operate:o-secret"})
+    return create_app(current, configure_logs=False).test_client()
+
+
+def test_tokens_guard_every_endpoint_but_healthz(client_with_tokens: FlaskClient) -> None:
+    client = client_with_tokens
+    assert client.get("/healthz").status_code == 200
+    missing = client.post("/enqueue", json=SPEC)
+    assert (missing.status_code, missing.json["error"]) == (401, "unauthorized")  # type: ignore[index]
+    wrong = client.get("/tasks", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    reader = {"Authorization": "Bearer r-secret"}
+    assert client.get("/tasks", headers=reader).status_code == 200
+    assert client.post("/enqueue", json=SPEC, headers=reader).status_code == 403
+    operator = {"Authorization": "Bearer o-secret"}
+    created = client.post("/enqueue", json=SPEC, headers=operator)
+    assert created.status_code == 202
+    task_id = created.json["task_id"]  # type: ignore[index]
+    cancelled = client.post(f"/tasks/{task_id}/cancel", headers=operator)
+    assert cancelled.status_code == 202
+    detail = client.get(f"/tasks/{task_id}", headers=reader).json
+    assert detail is not None
+    assert detail["events"][-1]["attrs"]["by"] == "bot", "actions are recorded under the token's name"
+
+
+def test_database_outage_answers_503_not_500(settings: Settings) -> None:
+    client = create_app(settings, configure_logs=False).test_client()
+    init_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    try:
+        health = client.get("/healthz")
+        enqueued = client.post("/enqueue", json=SPEC)
+        listed = client.get("/tasks")
+    finally:
+        init_database(settings.database_url or "")
+    assert health.status_code == 503 and health.json["ok"] is False  # type: ignore[index]
+    assert (enqueued.status_code, enqueued.json["error"]) == (503, "unavailable")  # type: ignore[index]
+    assert listed.status_code == 503
+    for response in (health, enqueued, listed):
+        assert response.headers["X-Trace-Id"]
+    with database.connection_context():
+        assert database.execute_sql("SELECT count(*) FROM tasks").fetchone() == (0,)
