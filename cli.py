@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def _adopt_running_system() -> None:
         return
     for name, key in (("JCT_DATABASE_URL", "database_url"), ("JCT_S3_ENDPOINT", "s3_endpoint"),
                       ("JCT_S3_ACCESS_KEY", "s3_access_key"), ("JCT_S3_SECRET_KEY", "s3_secret_key"),
-                      ("JCT_QUEUE", "queue")):
+                      ("JCT_QUEUE", "queue"), ("JCT_BROKER_URL", "broker_url")):
         if state.get(key):
             os.environ.setdefault(name, str(state[key]))
 
@@ -97,7 +98,7 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
 
     _db(settings)
     with connection():
-        task = get_task(args.task_id)
+        task = get_task(_uuid_arg(args.task_id, "task id"))
         if task is None:
             raise JctError(f"no task {args.task_id}")
         task["diagnosis"] = diagnose(task)
@@ -154,7 +155,7 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
     _db(settings)
     with connection():
-        trace = trace_timeline(args.trace_id)
+        trace = trace_timeline(_uuid_arg(args.trace_id, "trace id"))
     if trace is None:
         raise JctError(f"no task has trace id {args.trace_id}")
     print(f"{'TIME':<32}  {'TASK':<8}  {'EVENT':<20}  DETAILS")
@@ -185,6 +186,13 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{record.get('ts')}  {record.get('component', ''):<10} {record.get('event', ''):<20} "
               f"{record.get('message', '')}")
     return 0
+
+
+def _uuid_arg(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise JctError(f"{value!r} is not a {what} (a UUID)") from None
 
 
 def _attrs(attrs: dict[str, Any]) -> str:

@@ -127,10 +127,12 @@ class StorageError(JctError):
 
 
 class ActionError(JctError):
-    """A step failed. Subclasses say whether another attempt can help."""
+    """A step failed. Subclasses say whether another attempt can help. ``result`` keeps what
+    the step produced before it failed (a downstream response), so it is recorded anyway."""
 
     code = "action_failed"
     retryable = True
+    result: Any = None
 
 
 class RetryableActionError(ActionError):

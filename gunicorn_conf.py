@@ -4,15 +4,21 @@ formatter and context filter as the rest of JCT, with the request's trace id on 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 import tracing
 from config import get_settings
+from errors import ConfigError
 from logging_setup import configure_logging
 
-_settings = get_settings()
+try:
+    _settings = get_settings()
+except ConfigError as exc:  # one line naming the variable, not a traceback
+    print(f"jct: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.api_workers

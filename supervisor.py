@@ -77,6 +77,7 @@ class Supervisor:
         """``$JCT_HOME/run.json``: where the running system is, for the CLI and for tests."""
         state = {"api_url": f"http://{settings.host}:{settings.port}",
                  "database_url": settings.database_url, "broker": settings.broker_kind,
+                 "broker_url": settings.broker_url,
                  "queue": settings.queue, "s3_endpoint": settings.s3_endpoint,
                  "s3_access_key": settings.s3_access_key, "s3_secret_key": settings.s3_secret_key,
                  "s3_bucket": settings.s3_bucket, "log_file": str(settings.log_file),

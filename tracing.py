@@ -53,7 +53,7 @@ def canonical_trace_id(raw: str) -> str:
 
 def trace_id_from_traceparent(header: str) -> str | None:
     """The trace id of a valid W3C ``traceparent`` as a UUID; ``None`` for an invalid one."""
-    match = _TRACEPARENT.match(header.strip().lower())
+    match = _TRACEPARENT.match(header.strip())  # W3C: lowercase hex only, else invalid
     if match is None:
         return None
     version, trace_hex, span_hex, _flags, rest = match.groups()

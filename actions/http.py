@@ -13,7 +13,7 @@ import requests
 
 import tracing
 from actions.base import ActionContext, ActionResult, reject_unknown, require_number, require_str
-from errors import PermanentActionError, RetryableActionError, SpecInvalid
+from errors import ActionError, PermanentActionError, RetryableActionError, SpecInvalid
 from logging_setup import log_event
 
 logger = logging.getLogger(__name__)
@@ -68,11 +68,16 @@ class HttpAction:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         log_event(logger, "http_response", f"{response.status_code} from {params['url']}",
                   status=response.status_code, elapsed_ms=elapsed_ms)
-        report = _report(params, headers, response, elapsed_ms)
-        _check_status(response.status_code, params["expect_status"])
-        return ActionResult(output={"status": response.status_code, "elapsed_ms": elapsed_ms},
-                            downstream_status=response.status_code, report=report,
-                            report_name="http-response.json")
+        result = ActionResult(output={"status": response.status_code, "elapsed_ms": elapsed_ms},
+                              downstream_status=response.status_code,
+                              report=_report(params, headers, response, elapsed_ms),
+                              report_name="http-response.json")
+        try:
+            _check_status(response.status_code, params["expect_status"])
+        except ActionError as exc:
+            exc.result = result  # the response is evidence: keep it with the failure
+            raise
+        return result
 
 
 def _send(params: dict[str, Any], headers: dict[str, str], timeout: float) -> requests.Response:

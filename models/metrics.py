@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg.types.json import Jsonb
+
 from models.db import database
 
 TASK_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -23,10 +25,27 @@ class QueueHealth:
     expired_leases: int
 
 
-def count_tasks_by_status() -> dict[str, int]:
-    """Every status of the state machine, zero included, so a series never disappears."""
+def count_tasks_by_status(*, trace_id: str | None = None, name: str | None = None,
+                          label: tuple[str, str] | None = None) -> dict[str, int]:
+    """Every status of the state machine, zero included, so a series never disappears.
+
+    The optional filters are the task list's, so the console's counts match the rows it shows.
+    """
+    clauses: list[str] = ["TRUE"]  # only these fixed fragments are joined into the SQL
+    params: list[object] = []
+    if trace_id:
+        clauses.append("trace_id = %s")
+        params.append(trace_id)
+    if name:
+        clauses.append("name = %s")
+        params.append(name)
+    if label:
+        clauses.append("labels @> %s")
+        params.append(Jsonb({label[0]: label[1]}))
     counts = dict.fromkeys(TASK_STATUSES, 0)
-    rows = database.execute_sql("SELECT status, count(*) FROM tasks GROUP BY status").fetchall()
+    rows = database.execute_sql(
+        f"SELECT status, count(*) FROM tasks WHERE {' AND '.join(clauses)} GROUP BY status", params
+    ).fetchall()
     for status, count in rows:
         counts[str(status)] = int(count)
     return counts

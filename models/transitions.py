@@ -104,6 +104,21 @@ def mark_dispatched(task_id: str, trace_id: str, *, resent: bool = False,
                      broker=broker)
 
 
+def mark_dispatched_many(tasks: list[tuple[str, str]], *, broker: str = "") -> None:
+    """``mark_dispatched`` for many (task_id, trace_id) in one transaction (batch enqueue)."""
+    if not tasks:
+        return
+    ids, traces = [t[0] for t in tasks], [t[1] for t in tasks]
+    with database.atomic():
+        database.execute_sql(
+            "UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s::uuid[]) AND status = 'queued'",
+            (ids,))
+        database.execute_sql(
+            "INSERT INTO task_events (task_id, trace_id, event, attrs)"
+            " SELECT task_id, trace_id, 'task_dispatched', %s FROM unnest(%s::uuid[], %s::uuid[])"
+            " AS sent(task_id, trace_id)", (_jsonb({"broker": broker}), ids, traces))
+
+
 def record_dispatch_failed(task_id: str, trace_id: str, error: str) -> None:
     """The broker refused the message; the row stays queued and the dispatcher re-sends it."""
     with database.atomic():
@@ -116,8 +131,9 @@ def record_dispatch_failed(task_id: str, trace_id: str, error: str) -> None:
 def tasks_due_for_dispatch(stale_s: float, limit: int = 100) -> list[tuple[str, str, float]]:
     """Queued tasks never sent, or sent ``stale_s`` ago and still not claimed.
 
-    Returns ``(task_id, trace_id, seconds_until_due)``; only one process at a time gets rows
-    (a transaction-scoped advisory lock), so two dispatchers never double-send a batch.
+    Returns ``(task_id, trace_id, seconds_until_due)``. A transaction-scoped advisory lock lets
+    one process at a time pick rows; the lock ends before the sends, so in a rare overlap a task
+    can be sent twice, which the claim makes harmless (the second delivery finds nothing).
     """
     with database.atomic():
         got = database.execute_sql(
@@ -206,8 +222,13 @@ def finish_attempt(attempt: ClaimedAttempt, *, error: str | None, retryable: boo
     Fenced: it only applies while this attempt still holds the task, so a worker that wakes up
     after its attempt was rescued cannot overwrite the task (raises ``FenceLost``).
     """
-    job_status, task_status, event = _attempt_result(attempt, error, retryable, cancelled)
     with database.atomic():
+        flagged = database.execute_sql(
+            "SELECT cancel_requested FROM tasks WHERE id = %s FOR NO KEY UPDATE", (attempt.task_id,)
+        ).fetchone()
+        # An operator's cancel wins over a retry: a cancelled task is never requeued.
+        job_status, task_status, event = _attempt_result(
+            attempt, error, retryable, cancelled or bool(flagged and flagged[0] and error))
         fenced = database.execute_sql(
             "UPDATE jobs SET status = %s, error = %s, finished_at = now(), updated_at = now()"
             " WHERE id = %s AND status = 'running'",

@@ -97,7 +97,8 @@ class ActionRunner:
             return AttemptResult(error=f"step {index} ({name}): {exc.reason}",
                                  interrupted=exc.reason), None
         except ActionError as exc:
-            return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=exc.retryable), None
+            return (AttemptResult(error=f"step {index} ({name}): {exc}", retryable=exc.retryable),
+                    exc.result if isinstance(exc.result, ActionResult) else None)
         except JctError as exc:
             return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=False), None
         except Exception as exc:  # a bug in an action must fail the step, not kill the worker

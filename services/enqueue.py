@@ -72,8 +72,7 @@ def enqueue_batch(raw_specs: Any, trace_id: str) -> list[Enqueued]:
         ids = transitions.create_tasks([transitions.NewTask(trace_id=trace_id, spec=s) for s in specs])
         for task_id, spec in zip(ids, specs, strict=True):
             _log_enqueued(task_id, spec)
-        for task_id in ids:
-            dispatch(task_id, trace_id)
+        _dispatch_many(ids, trace_id)
     return [Enqueued(task_id=task_id, trace_id=trace_id, status="queued") for task_id in ids]
 
 
@@ -94,18 +93,39 @@ def _log_enqueued(task_id: str, spec: dict[str, Any]) -> None:
                   task_name=spec.get("name"), steps=[s["action"] for s in spec["steps"]])
 
 
+def _dispatch_many(task_ids: list[str], trace_id: str) -> None:
+    """Send each wake-up message, then record every successful send in one transaction."""
+    sent: list[tuple[str, str]] = []
+    for task_id in task_ids:
+        with bound(task_id=task_id, trace_id=trace_id):
+            if _send(task_id, trace_id) is not None:
+                sent.append((task_id, trace_id))
+    transitions.mark_dispatched_many(sent, broker=_broker_kind())
+
+
 def dispatch(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float = 0.0) -> bool:
     """Send the wake-up message and record the outcome; never raises for a broker failure."""
     with bound(task_id=task_id, trace_id=trace_id):
-        try:
-            message_id = broker.send_task(task_id, trace_id, delay_s=delay_s)
-        except DispatchError as exc:
-            transitions.record_dispatch_failed(task_id, trace_id, str(exc))
-            log_event(logger, "dispatch_failed", f"task {task_id} not sent, will be re-sent: {exc}",
-                      level=logging.WARNING)
+        if _send(task_id, trace_id, resent=resent, delay_s=delay_s) is None:
             return False
-        kind = broker.get_broker().__class__.__name__
-        transitions.mark_dispatched(task_id, trace_id, resent=resent, broker=kind)
-        log_event(logger, "task_redispatched" if resent else "task_dispatched",
-                  f"task {task_id} sent to the broker", message_id=message_id, broker=kind)
+        transitions.mark_dispatched(task_id, trace_id, resent=resent, broker=_broker_kind())
         return True
+
+
+def _send(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float = 0.0) -> str | None:
+    """The message id, or ``None`` after recording ``dispatch_failed`` (the row stays queued)."""
+    try:
+        message_id = broker.send_task(task_id, trace_id, delay_s=delay_s)
+    except DispatchError as exc:
+        transitions.record_dispatch_failed(task_id, trace_id, str(exc))
+        log_event(logger, "dispatch_failed", f"task {task_id} not sent, will be re-sent: {exc}",
+                  level=logging.WARNING)
+        return None
+    log_event(logger, "task_redispatched" if resent else "task_dispatched",
+              f"task {task_id} sent to the broker", message_id=message_id, broker=_broker_kind(),
+              delay_s=delay_s or None)
+    return message_id
+
+
+def _broker_kind() -> str:
+    return broker.get_broker().__class__.__name__

@@ -146,3 +146,36 @@ def test_broker_down_at_enqueue_loses_nothing(settings: Settings, base_env: dict
     assert task["dispatched_at"] is not None
     assert task["events"][-1]["event"] == "task_redispatched"
     assert _run(result.task_id, trace_id) == "done"
+
+
+def test_a_failed_http_step_keeps_the_downstream_response(settings: Settings,
+                                                          downstream: Downstream) -> None:
+    trace_id = tracing.new_trace_id()
+    result = enqueue({"steps": [{"action": "http", "params": {"url": downstream.url + "/status/503"}}],
+                      "max_attempts": 1}, trace_id)
+    assert _run(result.task_id, trace_id) == "failed"
+    task = _task(result.task_id)
+    (action,) = task["actions"]
+    assert action["downstream_status"] == 503 and action["status"] == "failed"
+    assert "downstream answered 503" in action["error"]
+    report = next(a for a in task["artifacts"] if a["id"] == action["result_artifact_id"])
+    store = get_store(settings)
+    body = json.loads(b"".join(store.stream(key_from_uri(report["uri"], settings.s3_bucket))))
+    assert body["response"]["status"] == 503
+
+
+def test_a_cancel_during_a_failing_attempt_is_not_turned_into_a_retry(settings: Settings) -> None:
+    """An operator's cancel wins: the failing attempt does not requeue a cancelled task."""
+    from models import transitions
+
+    trace_id = tracing.new_trace_id()
+    result = enqueue({"steps": [{"action": "fail", "params": {"message": "x"}}], "max_attempts": 3},
+                     trace_id)
+    with database.connection_context():
+        attempt = transitions.claim_task("w1", 30, result.task_id)
+        assert attempt is not None
+        transitions.cancel_task(result.task_id, "ops")
+        outcome = transitions.finish_attempt(attempt, error="step 0 (fail): x", retryable=True,
+                                             retry_delay_s=1)
+    assert outcome.task_status == "cancelled"
+    assert _task(result.task_id)["status"] == "cancelled"

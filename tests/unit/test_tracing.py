@@ -52,6 +52,7 @@ def test_valid_traceparent_trace_becomes_the_trace_id() -> None:
     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  # v00 has no extra fields
     "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  # short
     "garbage",
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",  # uppercase hex is invalid
 ])
 def test_invalid_traceparent_is_ignored(header: str) -> None:
     assert tracing.trace_id_from_traceparent(header) is None
