@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,16 +91,10 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
-    from models.db import connection
-    from models.task_view import get_task
-    from services.diagnosis import diagnose
+    from services.operations import task_story
 
     _db(settings)
-    with connection():
-        task = get_task(_uuid_arg(args.task_id, "task id"))
-        if task is None:
-            raise JctError(f"no task {args.task_id}")
-        task["diagnosis"] = diagnose(task)
+    task = task_story(args.task_id)
     if args.json:
         print(json.dumps(task, indent=2))
         return 0
@@ -135,13 +128,10 @@ def _ms(value: int | None) -> str:
 
 
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
-    from models.db import connection
-    from models.task_view import list_tasks
+    from services.operations import list_tasks
 
     _db(settings)
-    with connection():
-        page = list_tasks(status=args.status, trace_id=args.trace_id, name=args.name,
-                          limit=args.limit)
+    page = list_tasks(status=args.status, trace_id=args.trace_id, name=args.name, limit=args.limit)
     print(f"{'CREATED':<33} {'TASK':<36}  {'STATUS':<9}  {'TRACE':<36}  NAME")
     for task in page["tasks"]:
         print(f"{task['created_at']:<33} {task['id']}  {task['status']:<9}  {task['trace_id']}  "
@@ -150,14 +140,10 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
-    from models.db import connection
-    from models.task_view import trace_timeline
+    from services.operations import trace_story
 
     _db(settings)
-    with connection():
-        trace = trace_timeline(_uuid_arg(args.trace_id, "trace id"))
-    if trace is None:
-        raise JctError(f"no task has trace id {args.trace_id}")
+    trace = trace_story(args.trace_id)
     print(f"{'TIME':<32}  {'TASK':<8}  {'EVENT':<20}  DETAILS")
     for item in trace["timeline"]:
         print(f"{item['ts']:<32}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")
@@ -186,13 +172,6 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{record.get('ts')}  {record.get('component', ''):<10} {record.get('event', ''):<20} "
               f"{record.get('message', '')}")
     return 0
-
-
-def _uuid_arg(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise JctError(f"{value!r} is not a {what} (a UUID)") from None
 
 
 def _attrs(attrs: dict[str, Any]) -> str:

@@ -369,6 +369,13 @@ def retry_task(task_id: str, actor: str) -> str:
     return "queued"
 
 
+def trace_of(task_id: str) -> str:
+    row = database.execute_sql("SELECT trace_id FROM tasks WHERE id = %s", (task_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    return str(row[0])
+
+
 def _lock_task(task_id: str) -> dict[str, Any]:
     row = database.execute_sql(
         "SELECT status, trace_id FROM tasks WHERE id = %s FOR UPDATE", (task_id,)
