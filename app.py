@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Any
+from urllib.parse import urlparse
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -33,11 +34,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["jct_settings"] = settings
 
-    from api import enqueue, health, tasks
+    from api import console, enqueue, health, metrics, openapi, tasks
 
-    for blueprint in (enqueue.bp, health.bp, tasks.bp):
+    for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
     app.before_request(_bind_trace)
+    app.before_request(_refuse_cross_origin_writes)
     app.before_request(_authorize)
     app.after_request(_stamp_response)
     app.teardown_request(_unbind_trace)
@@ -58,6 +60,17 @@ def _bind_trace() -> None:
     request.environ["jct.trace_id"] = trace_id
     if g.trace_error is not None:
         raise g.trace_error
+
+
+def _refuse_cross_origin_writes() -> None:
+    """A browser on another site must not cancel or enqueue through a user's open API (no
+    token needed when JCT_API_TOKEN is unset): writes carrying a foreign ``Origin`` are refused.
+    Clients that send no ``Origin`` (curl, programs) are unaffected."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    origin = request.headers.get("Origin")
+    if origin and urlparse(origin).netloc != request.host:
+        raise Forbidden(f"cross-origin {request.method} from {origin} refused")
 
 
 def _authorize() -> None:

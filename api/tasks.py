@@ -95,5 +95,8 @@ def artifact_content(artifact_id: str) -> ResponseReturnValue:
 
     response = Response(stream_with_context(body()), content_type=found.content_type)
     response.headers["Content-Disposition"] = f'inline; filename="{found.name}"'
+    # Blobs hold whatever a downstream answered: never let one run script on this origin.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Content-Length"] = str(found.size)
     return response

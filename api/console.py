@@ -1,0 +1,206 @@
+"""The operator console: server-rendered pages over the same reads as the JSON API.
+
+Every page is complete HTML that reads fine with JavaScript off. ``static/console.js`` only
+re-fetches the page to keep its live part current and sends cancel/retry to the JSON endpoints
+(``POST /tasks/<id>/cancel|retry``), so state still changes in exactly one place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from api.console_format import ago, attrs_text, clock, filesize, format_ms, short_id, span_ms
+from api.waterfall import TERMINAL, task_waterfall, trace_waterfall
+from config import get_settings
+from errors import BadRequest, JctError, NotFound, StorageError, Unavailable
+from logging_setup import log_event
+from models import task_view
+from models.db import connection
+from models.metrics import TASK_STATUSES, count_tasks_by_status
+from models.tables import Artifact
+from services import operations
+from storage.s3 import get_store, key_from_uri
+
+logger = logging.getLogger("jct.console")
+
+bp = Blueprint("console", __name__)
+
+PAGE_SIZE = 50
+PREVIEW_BYTES = 512 * 1024
+TEXT_TYPES = ("application/json", "application/x-ndjson", "application/xml", "application/yaml")
+# Pages show text that users and downstream services wrote; even if escaping ever slipped, only
+# our own script may run. Inline style attributes place the timeline bars.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'")
+
+
+# ── pages ────────────────────────────────────────────────────────────────────────────────
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """The task list; one search box narrows it to a trace, a label or a name, or jumps to a task."""
+    status = request.args.get("status") or None
+    if status is not None and status not in TASK_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(TASK_STATUSES)}")
+    search = parse_search(request.args.get("q", ""))
+    cursor = request.args.get("cursor") or None
+    page = _list_page(search, status, cursor)
+    if search.uuid and not page["tasks"] and _is_task(search.uuid):
+        return redirect(url_for("console.task_page", task_id=search.uuid))
+    with connection():
+        counts = count_tasks_by_status(trace_id=search.uuid, name=search.name, label=search.label)
+    return render_template("tasks.html", page=page, status=status, search=search, counts=counts,
+                           statuses=TASK_STATUSES, live=cursor is None)
+
+
+@bp.get("/ui/tasks/<task_id>")
+def task_page(task_id: str) -> ResponseReturnValue:
+    task = operations.task_story(task_id)
+    return render_template("task.html", task=task, timeline=task_waterfall(task, _now()),
+                           live=task["status"] not in TERMINAL)
+
+
+@bp.get("/ui/traces/<trace_id>")
+def trace_page(trace_id: str) -> ResponseReturnValue:
+    trace = operations.trace_story(trace_id)
+    live = any(task["status"] not in TERMINAL for task in trace["tasks"])
+    return render_template("trace.html", trace=trace, timeline=trace_waterfall(trace, _now()),
+                           live=live)
+
+
+@bp.get("/ui/artifacts/<artifact_id>")
+def artifact_page(artifact_id: str) -> ResponseReturnValue:
+    """An artifact readable in the browser: a log as a table, other text as text."""
+    found = operations.find_artifact(artifact_id)
+    text, truncated = _preview(found) if _is_text(found.content_type) else (None, False)
+    return render_template("artifact.html", artifact=task_view.artifact_dict(found), text=text,
+                           truncated=truncated, records=_log_records(text))
+
+
+@bp.errorhandler(JctError)
+def error_page(exc: JctError) -> ResponseReturnValue:
+    """Console errors as a page (same status and code as the JSON API would give)."""
+    log_event(logger, "request_rejected" if exc.status < 500 else "request_failed",
+              f"{request.method} {request.path} -> {exc.status} {exc.code}: {exc}",
+              level=logging.ERROR if exc.status >= 500 else logging.INFO,
+              status=exc.status, error=exc.code)
+    return render_template("error.html", exc=exc, trace_id=g.get("trace_id")), exc.status
+
+
+@bp.after_request
+def harden(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+@bp.context_processor
+def template_helpers() -> dict[str, Any]:
+    """Formatting used by every console template (only this blueprint's pages get them)."""
+    return {"short": short_id, "clock": clock, "ago": ago, "duration": format_ms,
+            "span_ms": span_ms, "filesize": filesize, "attrs_text": attrs_text}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_task(task_id: str) -> bool:
+    try:
+        operations.task_story(task_id)
+    except NotFound:
+        return False
+    return True
+
+
+# ── search and listing ─────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the one search box asked for: a UUID (a trace id or a task id), a ``key:value``
+    label, or else a task name. ``text`` is what was typed, to show it back."""
+
+    text: str = ""
+    uuid: str | None = None
+    label: tuple[str, str] | None = None
+    name: str | None = None
+
+
+def parse_search(raw: str) -> Search:
+    text = raw.strip()
+    if not text:
+        return Search()
+    try:
+        return Search(text=text, uuid=str(uuid.UUID(text)))
+    except ValueError:
+        pass
+    key, sep, value = text.partition(":")
+    if sep and key.strip():
+        return Search(text=text, label=(key.strip(), value.strip()))
+    return Search(text=text, name=text)
+
+
+def _list_page(search: Search, status: str | None, cursor: str | None) -> dict[str, Any]:
+    try:
+        return operations.list_tasks(status=status, trace_id=search.uuid, name=search.name,
+                                     label=search.label, limit=PAGE_SIZE, cursor=cursor)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this console handed out") from None
+
+
+# ── artifacts ──────────────────────────────────────────────────────────────────────────────
+
+
+def _is_text(content_type: str) -> bool:
+    mime = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return mime.startswith("text/") or mime in TEXT_TYPES or mime.endswith("+json")
+
+
+def _preview(artifact: Artifact) -> tuple[str, bool]:
+    """The first ``PREVIEW_BYTES`` of the blob as text, and whether there was more."""
+    settings = get_settings()
+    chunks = get_store(settings).stream(key_from_uri(artifact.uri, settings.s3_bucket))
+    data = bytearray()
+    try:
+        for chunk in chunks:
+            data += chunk
+            if len(data) > PREVIEW_BYTES:
+                break
+    except StorageError as exc:
+        raise Unavailable("object store unavailable", detail=str(exc)) from exc
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()  # releases the S3 response when we stopped early
+    return bytes(data[:PREVIEW_BYTES]).decode("utf-8", "replace"), len(data) > PREVIEW_BYTES
+
+
+def _log_records(text: str | None) -> list[dict[str, Any]] | None:
+    """A JSON-lines log as records for a table; ``None`` when the text is not one."""
+    if not text:
+        return None
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        records.append(record)
+    return records or None

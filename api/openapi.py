@@ -1,0 +1,443 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 document of this API, written by hand.
+
+Hand-written on purpose: it is the contract people build against, so it says what the API
+promises rather than what a generator could infer. ``tests/e2e/test_openapi.py`` keeps it true:
+every URL rule must be documented, and real responses must validate against these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+bp = Blueprint("openapi", __name__)
+
+Schema = dict[str, Any]
+
+STATUSES = ["queued", "running", "done", "failed", "cancelled"]
+DIAGNOSES = ["waiting_for_worker", "not_dispatched", "retry_scheduled", "running", "done", "failed",
+             "cancelled"]
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    return jsonify(openapi_document())
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "JCT — DevOps Control Tower",
+            "version": "1.0.0",
+            "summary": "Tasks accepted, persisted, run and explained by trace id.",
+            "description": (
+                "Every response carries `X-Trace-Id`. Errors are JSON `{\"error\", \"detail\"}`. "
+                "With `JCT_API_TOKEN`/`JCT_API_TOKENS` set, every endpoint but `/healthz` needs "
+                "`Authorization: Bearer <token>`; `read` tokens may only GET."),
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "security": [{"bearer": []}, {}],
+        "tags": [{"name": "tasks"}, {"name": "traces"}, {"name": "artifacts"},
+                 {"name": "operations"}, {"name": "console"}],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "headers": {"X-Trace-Id": {"description": "The trace id this request ran under.",
+                                       "schema": {"type": "string", "format": "uuid"}}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+# ── building blocks ────────────────────────────────────────────────────────────────────────
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict[str, Schema], *, required: list[str] | None = None,
+            closed: bool = True, description: str | None = None) -> Schema:
+    """An object schema; ``closed`` ones reject undocumented fields, which keeps this document
+    honest when a response grows a field nobody wrote down."""
+    schema: Schema = {"type": "object", "properties": properties,
+                      "required": list(properties) if required is None else required}
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+UUID: Schema = {"type": "string", "format": "uuid"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+TEXT: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "headers": {"X-Trace-Id": {"$ref": "#/components/headers/X-Trace-Id"}},
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+COMMON_ERRORS = {
+    "400": _error("Invalid `X-Trace-Id` (`invalid_trace_id`) or another unreadable request."),
+    "401": _error("Missing or unknown bearer token (only when tokens are configured)."),
+    "503": _error("The database (or object store) cannot be reached right now."),
+}
+
+
+def _operation(operation_id: str, tag: str, summary: str, responses: dict[str, Any], *,
+               parameters: list[Any] | None = None, body: dict[str, Any] | None = None,
+               errors: dict[str, str] | None = None, secured: bool = True) -> dict[str, Any]:
+    """One operation with the trace headers every endpoint accepts and the errors all can give."""
+    operation: dict[str, Any] = {
+        "operationId": operation_id, "tags": [tag], "summary": summary,
+        "parameters": [*(parameters or []), {"$ref": "#/components/parameters/XTraceId"},
+                       {"$ref": "#/components/parameters/Traceparent"}],
+        "responses": {**responses, **COMMON_ERRORS,
+                      **{code: _error(text) for code, text in (errors or {}).items()}},
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    if not secured:
+        operation["security"] = []
+        del operation["responses"]["401"]
+    return operation
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def _parameters() -> dict[str, Any]:
+    return {
+        "XTraceId": {"name": "X-Trace-Id", "in": "header", "required": False,
+                     "description": "Adopt this trace id (a UUID in any case, hyphenated or 32 hex); "
+                                    "anything else is a 400.",
+                     "schema": {"type": "string"}},
+        "Traceparent": {"name": "traceparent", "in": "header", "required": False,
+                        "description": "W3C trace context; a valid one's trace-id becomes the trace "
+                                       "id when `X-Trace-Id` is absent, an invalid one is ignored.",
+                        "schema": {"type": "string"}},
+    }
+
+
+# ── paths ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/enqueue": {"post": _enqueue()},
+        "/enqueue/batch": {"post": _enqueue_batch()},
+        "/healthz": {"get": _healthz()},
+        "/tasks": {"get": _list_tasks()},
+        "/tasks/{task_id}": {"get": _get_task()},
+        "/tasks/{task_id}/cancel": {"post": _transition("cancel", _ref("Cancelled"),
+                                                        "Cancel: a queued task now, a running one at "
+                                                        "its next step boundary.")},
+        "/tasks/{task_id}/retry": {"post": _transition("retry", _ref("Retried"),
+                                                       "Retry a failed or cancelled task: a new "
+                                                       "attempt on the same task and trace.")},
+        "/traces/{trace_id}": {"get": _get_trace()},
+        "/artifacts/{artifact_id}": {"get": _get_artifact()},
+        "/artifacts/{artifact_id}/content": {"get": _get_artifact_content()},
+        "/metrics": {"get": _metrics()},
+        "/openapi.json": {"get": _openapi()},
+        "/": {"get": _console("consoleTasks", "The operator console: the task list.",
+                              [_query("q", TEXT, "A trace id, a task id (redirects to the task), "
+                                                 "a label `key:value`, or a task name."),
+                               _query("status", {"enum": STATUSES}, "Only tasks in this status."),
+                               _query("cursor", TEXT, "`next_cursor` of the page before.")])},
+        "/ui/tasks/{task_id}": {"get": _console("consoleTask", "Console: one task's whole story.",
+                                                [_path_param("task_id", "The task's id.")])},
+        "/ui/traces/{trace_id}": {"get": _console("consoleTrace", "Console: every task of a trace "
+                                                  "on one timeline.",
+                                                  [_path_param("trace_id", "The trace id.")])},
+        "/ui/artifacts/{artifact_id}": {"get": _console("consoleArtifact", "Console: an artifact "
+                                                        "readable in the browser.",
+                                                        [_path_param("artifact_id", "The id.")])},
+    }
+
+
+def _spec_body() -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref("TaskSpec")}}}
+
+
+def _enqueue() -> dict[str, Any]:
+    created = _json(_ref("Enqueued"), "Accepted and stored; a worker has been woken.")
+    created["headers"]["Location"] = {"description": "`/tasks/<task_id>`", "schema": TEXT}
+    return _operation(
+        "enqueue", "tasks", "Enqueue one task.",
+        {"202": created,
+         "200": _json(_ref("Enqueued"), "A repeat of an earlier request with the same "
+                                        "`Idempotency-Key` and body: the original task.")},
+        parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                     "description": "Same key and body returns the original task; a different "
+                                    "body is a 409.",
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+        body=_spec_body(),
+        errors={"403": "A `read` token may not enqueue, or a cross-origin write was refused.",
+                "409": "The `Idempotency-Key` was used with a different body.",
+                "413": "The body is over the size limit.",
+                "415": "The body is not `application/json`.",
+                "422": "The spec failed validation; `detail.field` names the field."})
+
+
+def _enqueue_batch() -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": _object(
+        {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskSpec")}})}}}
+    return _operation(
+        "enqueueBatch", "tasks", "Enqueue several tasks in one transaction, under one trace id.",
+        {"202": _json(_ref("BatchEnqueued"), "All stored (or none, on any error).")}, body=body,
+        errors={"403": "A `read` token may not enqueue, or a cross-origin write was refused.",
+                "413": "The body is over the size limit.",
+                "415": "The body is not `application/json`.",
+                "422": "A spec failed validation; `detail.field` is `tasks[i].<field>`."})
+
+
+def _healthz() -> dict[str, Any]:
+    return _operation("healthz", "operations", "Liveness and the database check.",
+                      {"200": _json(_ref("Health"), "The database answers."),
+                       "503": _json(_ref("Health"), "The database is unreachable (`ok: false`).")},
+                      secured=False)
+
+
+def _list_tasks() -> dict[str, Any]:
+    return _operation(
+        "listTasks", "tasks", "Tasks, newest first, paged by a stable cursor.",
+        {"200": _json(_ref("TaskPage"), "One page.")},
+        parameters=[_query("status", {"enum": STATUSES}, "Only tasks in this status."),
+                    _query("trace_id", TEXT, "Only tasks of this trace."),
+                    _query("name", TEXT, "Only tasks with this name."),
+                    _query("label", TEXT, "`key:value`: only tasks with this label."),
+                    _query("since", TIME, "Only tasks created at or after this ISO 8601 time."),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                           "Page size."),
+                    _query("cursor", TEXT, "`next_cursor` of the page before.")])
+
+
+def _get_task() -> dict[str, Any]:
+    return _operation("getTask", "tasks", "One task: its attempts, actions, artifacts and events.",
+                      {"200": _json(_ref("Task"), "The task.")},
+                      parameters=[_path_param("task_id", "The task's id.")],
+                      errors={"404": "No task with this id."})
+
+
+def _transition(verb: str, schema: Schema, summary: str) -> dict[str, Any]:
+    return _operation(f"{verb}Task", "tasks", summary,
+                      {"202": _json(schema, "Recorded as an event, with who did it.")},
+                      parameters=[_path_param("task_id", "The task's id.")],
+                      errors={"403": f"A `read` token may not {verb}, or a cross-origin write "
+                                     "was refused.",
+                              "404": "No task with this id.",
+                              "409": "The state machine does not allow this "
+                                     "(`illegal_transition`; `detail.status` is the task's status)."})
+
+
+def _get_trace() -> dict[str, Any]:
+    return _operation("getTrace", "traces", "Every task of a trace and one merged timeline.",
+                      {"200": _json(_ref("Trace"), "The trace.")},
+                      parameters=[_path_param("trace_id", "The trace id.")],
+                      errors={"404": "No task has this trace id."})
+
+
+def _get_artifact() -> dict[str, Any]:
+    return _operation("getArtifact", "artifacts", "An artifact's metadata.",
+                      {"200": _json(_ref("Artifact"), "The artifact.")},
+                      parameters=[_path_param("artifact_id", "The artifact's id.")],
+                      errors={"404": "No artifact with this id."})
+
+
+def _get_artifact_content() -> dict[str, Any]:
+    blob = {"description": "The blob, streamed from the object store with its content type.",
+            "headers": {"Content-Disposition": {"schema": TEXT}, "Content-Length": {"schema": INT}},
+            "content": {"*/*": {"schema": {"type": "string", "contentMediaType":
+                                           "application/octet-stream"}}}}
+    return _operation("getArtifactContent", "artifacts", "The artifact's blob.", {"200": blob},
+                      parameters=[_path_param("artifact_id", "The artifact's id.")],
+                      errors={"404": "No artifact with this id."})
+
+
+def _metrics() -> dict[str, Any]:
+    text = {"description": "Prometheus text exposition format 0.0.4: `jct_tasks{status}`, "
+                           "`jct_oldest_queued_task_age_seconds`, `jct_running_jobs`, "
+                           "`jct_expired_leases`.",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return _operation("metrics", "operations", "Metrics for Prometheus, read from the database.",
+                      {"200": text})
+
+
+def _openapi() -> dict[str, Any]:
+    return _operation("openapi", "operations", "This document.",
+                      {"200": _json({"type": "object"}, "OpenAPI 3.1.")})
+
+
+def _console(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
+    operation = _operation(operation_id, "console", summary, {"200": _html("An HTML page.")},
+                           parameters=parameters)
+    operation["responses"].update({
+        "302": {"description": "`q` was a task id: to that task's page."},
+        "400": _html("A bad query parameter or `X-Trace-Id`."),
+        "401": _html("Missing or unknown bearer token."),
+        "404": _html("No such task, trace or artifact."),
+        "503": _html("The database or object store cannot be reached."),
+    })
+    if operation_id != "consoleTasks":
+        del operation["responses"]["302"]
+    return operation
+
+
+# ── schemas ────────────────────────────────────────────────────────────────────────────────
+
+
+def _schemas() -> dict[str, Schema]:
+    return {
+        "Error": _object({"error": {"type": "string", "description": "A stable snake_case code."},
+                          "detail": {"description": "A sentence, or an object naming the field."},
+                          "trace_id": _nullable(UUID)}, required=["error", "detail"]),
+        "TaskSpec": _task_spec(),
+        "Step": _step(),
+        "Enqueued": _object({"task_id": UUID, "trace_id": UUID, "status": {"enum": STATUSES}}),
+        "BatchEnqueued": _object({"trace_id": UUID, "tasks": {"type": "array", "items": _ref("Enqueued")}}),
+        "Health": _object({"ok": {"type": "boolean"},
+                           "checks": {"type": "object", "additionalProperties": TEXT,
+                                      "description": "`ok`, or what is wrong, per dependency."},
+                           "broker": {"enum": ["postgres", "rabbitmq"]}},
+                          required=["ok", "checks"]),
+        "Task": _task(),
+        "TaskSummary": _task_summary(),
+        "TaskPage": _object({"tasks": {"type": "array", "items": _ref("TaskSummary")},
+                             "next_cursor": _nullable(TEXT)}),
+        "Job": _job(),
+        "ActionInvocation": _action_invocation(),
+        "Artifact": _artifact(),
+        "TaskEvent": _object({"id": INT, "ts": TIME, "event": TEXT, "attrs": {"type": "object"}}),
+        "Diagnosis": _object({"code": {"enum": DIAGNOSES}, "message": TEXT},
+                             description="Why the task is where it is: a code and one sentence."),
+        "Trace": _object({"trace_id": UUID, "tasks": {"type": "array", "items": _ref("TaskSummary")},
+                          "timeline": {"type": "array", "items": _ref("TimelineItem")}}),
+        "TimelineItem": _object({"ts": TIME, "type": {"enum": ["event", "action", "artifact"]},
+                                 "task_id": UUID, "event": TEXT, "attrs": {"type": "object"}}),
+        "Cancelled": _object({"task_id": UUID, "status": {"enum": ["cancelled", "running"]},
+                              "cancel_requested": {"type": "boolean", "description":
+                                                   "true: the task was running and stops at its "
+                                                   "next step boundary."}}),
+        "Retried": _object({"task_id": UUID, "trace_id": UUID, "status": {"const": "queued"}}),
+    }
+
+
+def _task_spec() -> Schema:
+    return _object({
+        "name": _nullable({"type": "string", "minLength": 1, "maxLength": 200}),
+        "steps": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ref("Step")},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+        "timeout_s": _nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 86400}),
+        "priority": {"type": "integer", "minimum": -100, "maximum": 100, "default": 0},
+        "labels": {"type": "object", "maxProperties": 50,
+                   "additionalProperties": {"type": "string", "maxLength": 200}},
+    }, required=["steps"], description="Only `steps` is required; steps run in order.")
+
+
+def _step() -> Schema:
+    """A step; the built-in actions' params are spelled out, others are plain objects."""
+    params = {
+        "echo": _object({"message": TEXT}),
+        "sleep": _object({"seconds": {"type": "number", "minimum": 0, "maximum": 86400}}),
+        "fail": _object({"message": TEXT, "retryable": {"type": "boolean", "default": True}},
+                        required=[]),
+        "http": _object({
+            "method": {"type": "string", "default": "GET"},
+            "url": {"type": "string", "format": "uri"},
+            "headers": {"type": "object", "additionalProperties": TEXT},
+            "json": {"description": "Any JSON value, sent as the body."},
+            "body": TEXT,
+            "timeout_s": {"type": "number", "minimum": 0.1, "maximum": 3600, "default": 30},
+            "expect_status": {"oneOf": [INT, {"type": "array", "items": INT}]},
+        }, required=["url"]),
+    }
+    return {
+        "type": "object", "required": ["action"], "additionalProperties": False,
+        "properties": {"action": {"type": "string", "examples": list(params)},
+                       "params": {"type": "object", "default": {}}},
+        "allOf": [{"if": {"properties": {"action": {"const": name}}},
+                   "then": {"properties": {"params": schema}}} for name, schema in params.items()],
+    }
+
+
+def _task_summary() -> Schema:
+    return _object({
+        "id": UUID, "trace_id": UUID, "name": _nullable(TEXT), "status": {"enum": STATUSES},
+        "attempts": INT, "max_attempts": INT, "error": _nullable(TEXT),
+        "labels": {"type": "object", "additionalProperties": TEXT},
+        "created_at": TIME, "updated_at": TIME, "started_at": _nullable(TIME),
+        "finished_at": _nullable(TIME),
+    })
+
+
+def _task() -> Schema:
+    summary = _task_summary()["properties"]
+    properties = {
+        **summary,
+        "spec": _ref("TaskSpec"), "priority": INT, "timeout_s": _nullable({"type": "number"}),
+        "cancel_requested": {"type": "boolean"}, "run_after": TIME, "dispatched_at": _nullable(TIME),
+        "jobs": {"type": "array", "items": _ref("Job"), "description": "One per attempt."},
+        "actions": {"type": "array", "items": _ref("ActionInvocation")},
+        "artifacts": {"type": "array", "items": _ref("Artifact")},
+        "events": {"type": "array", "items": _ref("TaskEvent"), "description": "Time-ordered."},
+        "diagnosis": _ref("Diagnosis"),
+    }
+    return _object(properties)
+
+
+def _job() -> Schema:
+    return _object({
+        "id": UUID, "task_id": UUID, "trace_id": UUID, "attempt": INT,
+        "status": {"enum": ["running", "done", "failed", "lost", "cancelled"]}, "worker": TEXT,
+        "lease_expires_at": _nullable(TIME), "heartbeat_at": _nullable(TIME), "error": _nullable(TEXT),
+        "created_at": TIME, "updated_at": TIME, "started_at": TIME, "finished_at": _nullable(TIME),
+        "duration_ms": _nullable(INT),
+    }, description="One attempt of a task.")
+
+
+def _action_invocation() -> Schema:
+    return _object({
+        "id": UUID, "task_id": UUID, "job_id": UUID, "trace_id": UUID, "step": INT,
+        "action_name": TEXT, "inputs_hash": TEXT, "status": {"enum": ["running", "ok", "failed"]},
+        "started_at": TIME, "completed_at": _nullable(TIME), "result_artifact_id": _nullable(UUID),
+        "downstream_status": _nullable(INT), "error": _nullable(TEXT), "duration_ms": _nullable(INT),
+    }, description="One run of one step; `downstream_status` is the HTTP status an `http` step got.")
+
+
+def _artifact() -> Schema:
+    return _object({
+        "id": UUID, "task_id": UUID, "job_id": _nullable(UUID), "trace_id": UUID, "kind": TEXT,
+        "name": TEXT, "uri": TEXT, "size": INT, "sha256": TEXT, "content_type": TEXT,
+        "created_at": TIME, "content_url": TEXT,
+        "status": {"enum": ["stored", "pending"], "description": "`pending`: the object store "
+                   "refused the blob; the worker keeps it on disk and uploads it later."},
+        "pending_path": _nullable(TEXT),
+    }, description="A blob: `uri` is `s3://<bucket>/<trace_id>/<task_id>/<job_id>/<name>`.")
