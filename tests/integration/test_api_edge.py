@@ -57,3 +57,15 @@ def test_database_outage_answers_503_not_500(settings: Settings) -> None:
         assert response.headers["X-Trace-Id"]
     with database.connection_context():
         assert database.execute_sql("SELECT count(*) FROM tasks").fetchone() == (0,)
+
+
+def test_writes_from_another_origin_are_refused(settings: Settings) -> None:
+    """Another site's page cannot enqueue or cancel through an operator's browser."""
+    client = create_app(settings, configure_logs=False).test_client()
+    foreign = client.post("/enqueue", json=SPEC, headers={"Origin": "http://evil.example"})
+    assert (foreign.status_code, foreign.json["error"]) == (403, "forbidden")  # type: ignore[index]
+    same = client.post("/enqueue", json=SPEC, headers={"Origin": "http://localhost"})
+    assert same.status_code == 202
+    assert client.post("/enqueue", json=SPEC).status_code == 202, "no Origin: a program, allowed"
+    with database.connection_context():
+        assert database.execute_sql("SELECT count(*) FROM tasks").fetchone() == (2,)
