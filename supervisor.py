@@ -149,7 +149,7 @@ class Supervisor:
 
 def worker_command(settings: Settings) -> list[str]:
     """The dramatiq command line for this system's workers (also what ``jct worker`` runs)."""
-    return [sys.executable, "-m", "dramatiq", "actors.worker", "--processes", str(settings.workers),
+    return [sys.executable, "-m", "actors.main", "actors.worker", "--processes", str(settings.workers),
             "--threads", str(settings.worker_threads), "--queues", settings.queue,
             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))]
 
