@@ -53,3 +53,7 @@ bench: $(STAMP) ## benchmarks (ratios against a baseline measured in the same ru
 
 clean: ## remove .venv and .jct
 	rm -rf $(VENV) .jct .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: drill
+drill: $(STAMP) ## long soak: 20,000 tasks with a worker killed every few seconds
+	$(BIN)/python -m drills.soak --tasks 20000 --kill-every 5

@@ -1,0 +1,142 @@
+"""A JCT stack for a drill (the real ``jct up``), and its processes as psutil sees them.
+
+Process tree of ``jct up``: the supervisor (its pid is in ``run.json``) runs gunicorn and
+Dramatiq's CLI over ``actors.worker``; Dramatiq's main process forks the worker processes that
+run attempts. An attempt's ``jobs.worker`` is ``<host>:<pid of that worker process>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from tests.support.stack import JCT, Stack, free_port
+from tests.support.wait import wait_until
+
+# Fast enough for drills on a 2-core machine; every one can be overridden.
+DRILL_DEFAULTS = {
+    "JCT_WORKERS": "2",
+    "JCT_DISPATCH_INTERVAL_S": "0.5",
+    "JCT_RETRY_BACKOFF_S": "0.2",
+    "JCT_LEASE_S": "2",
+    "JCT_SHUTDOWN_GRACE_S": "2",
+}
+
+
+def start_drill_stack(home: Path, **env_overrides: str) -> Stack:
+    """Start ``jct up`` in ``home`` and wait for /healthz. Unlike ``start_stack`` every default
+    (workers, intervals, lease) may be overridden."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JCT_")}
+    env.update(DRILL_DEFAULTS)
+    env.update(JCT_HOME=str(home), JCT_PORT=str(free_port()))
+    env.update(env_overrides)
+    with (home / "jct-up.out").open("wb") as output:  # the child keeps its own descriptor
+        process = subprocess.Popen([JCT, "up"], env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    stack = Stack(home=home, process=process)
+    try:
+        wait_until(lambda: _serving(stack), timeout=90, interval=0.2, what="jct up to serve /healthz")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _serving(stack: Stack) -> bool:
+    if stack.process.poll() is not None:
+        raise AssertionError(f"jct up exited with {stack.process.returncode}; "
+                             f"see {stack.home / 'jct-up.out'}")
+    run_file = stack.home / "run.json"
+    if not run_file.exists():
+        return False
+    stack.state = json.loads(run_file.read_text())
+    try:
+        return requests.get(stack.api_url + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def supervisor(stack: Stack) -> psutil.Process:
+    return psutil.Process(int(stack.state["pid"]))
+
+
+def _is_dramatiq(process: psutil.Process) -> bool:
+    try:
+        command = process.cmdline()
+    except psutil.Error:
+        return False
+    return "actors.worker" in command  # python -m actors.main actors.worker …
+
+
+def dramatiq_main(stack: Stack) -> psutil.Process | None:
+    """The dramatiq main process the supervisor runs now (None while it is being restarted)."""
+    try:
+        children = supervisor(stack).children()
+    except psutil.Error:
+        return None
+    return next((child for child in children if _is_dramatiq(child)), None)
+
+
+def worker_processes(stack: Stack, *, min_age_s: float = 0.0) -> list[psutil.Process]:
+    """The dramatiq worker processes alive now (children of the dramatiq main process) that
+    have been up at least ``min_age_s``."""
+    main = dramatiq_main(stack)
+    if main is None:
+        return []
+    try:
+        children = main.children()
+    except psutil.Error:
+        return []
+    now = time.time()
+    alive = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and now - child.create_time() >= min_age_s:
+                alive.append(child)
+        except psutil.Error:
+            continue
+    return [child for child in alive if _is_dramatiq(child)]
+
+
+def wait_worker_processes(stack: Stack, count: int, *, min_age_s: float = 0.0,
+                          timeout: float = 60) -> list[psutil.Process]:
+    return wait_until(
+        lambda: (found if len(found := worker_processes(stack, min_age_s=min_age_s)) >= count
+                 else None),
+        timeout=timeout, interval=0.1, what=f"{count} dramatiq worker process(es)")
+
+
+def pid_of_worker(worker: str) -> int:
+    """``jobs.worker`` is ``<host>:<pid>``."""
+    return int(worker.rsplit(":", 1)[1])
+
+
+def running_job(stack: Stack, task_id: str, *, timeout: float = 30) -> tuple[str, str]:
+    """Wait until ``task_id`` has a running attempt; returns its ``(job_id, worker)``."""
+    def probe() -> tuple[str, str] | None:
+        rows = stack.query("SELECT id::text, worker FROM jobs WHERE task_id = %s"
+                           " AND status = 'running'", task_id)
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    return wait_until(probe, timeout=timeout, interval=0.05, what=f"task {task_id} running")
+
+
+def resume_all(stack: Stack) -> None:
+    """SIGCONT every stopped process of the stack (a drill that failed mid-pause)."""
+    try:
+        processes = supervisor(stack).children(recursive=True)
+    except psutil.Error:
+        return
+    for process in processes:
+        try:
+            if process.status() == psutil.STATUS_STOPPED:
+                process.resume()
+        except psutil.Error:
+            continue
