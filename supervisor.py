@@ -22,8 +22,12 @@ from storage.s3 import ArtifactStore
 
 logger = logging.getLogger("jct.supervisor")
 
-MAX_RESTARTS = 5
-RESTART_WINDOW_S = 60.0
+# A child that lived this long was healthy: its death (a kill, an OOM) is restarted at once.
+STABLE_S = 10.0
+# This many deaths in a row, each within STABLE_S of starting, is a crash loop: stop.
+MAX_QUICK_DEATHS = 5
+# dramatiq's main process exits with this when one of its worker processes was killed.
+DRAMATIQ_RET_KILLED = 1
 
 ROOT = Path(__file__).resolve().parent
 
@@ -35,7 +39,8 @@ class Supervisor:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
     commands: dict[str, list[str]] = field(default_factory=dict)
-    restarts: dict[str, list[float]] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+    quick_deaths: dict[str, int] = field(default_factory=dict)
     _s3: object | None = None
 
     def start_services(self) -> Settings:
@@ -72,6 +77,7 @@ class Supervisor:
 
     def spawn(self, name: str) -> None:
         self.children[name] = subprocess.Popen(self.commands[name], env=self.env, cwd=ROOT)
+        self.started_at[name] = time.monotonic()
 
     def write_run_file(self, settings: Settings) -> None:
         """``$JCT_HOME/run.json``: where the running system is, for the CLI and for tests."""
@@ -101,27 +107,45 @@ class Supervisor:
             f"  grep <trace_id> {settings.log_file}\n\nCtrl-C stops everything.\n", flush=True)
 
     def wait(self) -> int:
-        """Block until a signal; a child that dies is restarted (dramatiq exits when one of its
-        worker processes is killed), unless it keeps dying: then everything stops."""
+        """Block until a signal. A child that dies is restarted (dramatiq exits when one of its
+        worker processes is killed). Only a child that keeps dying right after it starts (a
+        crash loop: bad code, bad config) makes everything stop."""
         while not self.stopping:
             for name, child in list(self.children.items()):
                 code = child.poll()
                 if code is None or self.stopping:
                     continue
-                now = time.monotonic()
-                recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_S]
-                if len(recent) >= MAX_RESTARTS:
-                    log_event(logger, "child_exited", f"{name} exited with {code} and keeps dying "
-                              f"({len(recent)} restarts in {RESTART_WINDOW_S:.0f}s); stopping",
-                              level=logging.ERROR, child=name, code=code)
+                if not self._restart(name, code):
                     self.stop()
                     return code or 1
-                self.restarts[name] = [*recent, now]
-                log_event(logger, "child_restarted", f"{name} exited with {code}; restarting it",
-                          level=logging.WARNING, child=name, code=code)
-                self.spawn(name)
-            time.sleep(0.5)
+            time.sleep(0.2)
         return 0
+
+    def _restart(self, name: str, code: int) -> bool:
+        """Restart ``name``; ``False`` when it is crash-looping and JCT should stop.
+
+        Killed from outside (a signal, or dramatiq's exit 1 when one of its worker processes was
+        killed): restart at once, however often. Any other exit soon after starting counts
+        towards a crash loop, with backoff between the restarts."""
+        lived = time.monotonic() - self.started_at.get(name, 0.0)
+        killed = code < 0 or (name == "worker" and code == DRAMATIQ_RET_KILLED)
+        quick = 0 if killed or lived >= STABLE_S else self.quick_deaths.get(name, 0) + 1
+        self.quick_deaths[name] = quick
+        if quick >= MAX_QUICK_DEATHS:
+            log_event(logger, "child_exited", f"{name} exited with {code} {quick} times in a row "
+                      f"within {STABLE_S:.0f}s of starting; stopping", level=logging.ERROR,
+                      child=name, code=code)
+            return False
+        delay = min(30.0, 0.5 * 2 ** quick) if quick else 0.0
+        log_event(logger, "child_restarted", f"{name} exited with {code} after {lived:.1f}s; "
+                  f"restarting it{f' in {delay:.1f}s' if delay else ''}", level=logging.WARNING,
+                  child=name, code=code, lived_s=round(lived, 1))
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not self.stopping:
+            time.sleep(0.1)
+        if not self.stopping:
+            self.spawn(name)
+        return True
 
     def stop(self, *_: object) -> None:
         if self.stopping:
