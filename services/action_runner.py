@@ -25,7 +25,7 @@ from errors import (
 from logging_setup import log_event
 from models import records
 from models.transitions import ClaimedAttempt
-from services.artifacts import store_blob
+from services.artifacts import bookkeeping, store_blob
 from services.spec import inputs_hash
 
 logger = logging.getLogger(__name__)
@@ -66,17 +66,18 @@ class ActionRunner:
 
     def _run_step(self, index: int, name: str, params: dict[str, Any]) -> AttemptResult | None:
         attempt = self.attempt
-        invocation_id = records.start_invocation(attempt.task_id, attempt.job_id, attempt.trace_id,
-                                                 step=index, action_name=name,
-                                                 inputs_hash=inputs_hash(params))
+        invocation_id = bookkeeping(f"start step {index}", lambda: records.start_invocation(
+            attempt.task_id, attempt.job_id, attempt.trace_id, step=index, action_name=name,
+            inputs_hash=inputs_hash(params)))
         log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
                   invocation_id=invocation_id)
         started = time.monotonic()
         outcome, result = self._call(name, params, index)
         report_id = self._store_report(index, result) if result is not None else None
         error = outcome.error if outcome else None
-        records.finish_invocation(invocation_id, error=error, result_artifact_id=report_id,
-                                  downstream_status=result.downstream_status if result else None)
+        bookkeeping(f"finish step {index}", lambda: records.finish_invocation(
+            invocation_id, error=error, result_artifact_id=report_id,
+            downstream_status=result.downstream_status if result else None))
         log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
                   level=logging.WARNING if error else logging.INFO, step=index, action=name,
                   status="failed" if error else "ok", error=error,

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from config import get_settings
 from errors import StorageError
 from logging_setup import log_event
 from models import records
-from models.db import connection, database
+from models.db import connection, database, retrying
 from models.transitions import ClaimedAttempt
 from storage.s3 import get_store, key_from_uri, object_key
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def bookkeeping(what: str, write: Callable[[], T]) -> T:
+    """An attempt's own row writes ride out a database outage for as long as its lease lasts;
+    past that the rescuer owns the task anyway."""
+    return retrying(what, write, for_s=get_settings().lease_s)
 
 
 def _metadata(trace_id: str, task_id: str, job_id: str | None, kind: str) -> dict[str, str]:
@@ -42,8 +51,8 @@ def store_blob(attempt: ClaimedAttempt, *, kind: str, name: str, data: bytes,
     put = get_store(settings).put(key, data, content_type=content_type,
                                   metadata=_metadata(attempt.trace_id, attempt.task_id,
                                                      attempt.job_id, kind))
-    artifact_id = records.insert_artifact(_blob_row(attempt, kind=kind, name=name, uri=put.uri,
-                                                    data=data, content_type=content_type))
+    row = _blob_row(attempt, kind=kind, name=name, uri=put.uri, data=data, content_type=content_type)
+    artifact_id = bookkeeping(f"reference {name}", lambda: records.insert_artifact(row))
     log_event(logger, "artifact_stored", f"{kind} {name} stored at {put.uri}",
               artifact_id=artifact_id, kind=kind, uri=put.uri, size=put.size)
     return artifact_id
@@ -65,10 +74,10 @@ def store_attempt_log(attempt: ClaimedAttempt, lines: list[str]) -> str:
         path = spool_dir() / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        artifact_id = records.insert_artifact(
-            _blob_row(attempt, kind="log", name=name, uri=f"s3://{settings.s3_bucket}/{key}",
-                      data=data, content_type=content_type),
-            pending_path=str(path))
+        row = _blob_row(attempt, kind="log", name=name, uri=f"s3://{settings.s3_bucket}/{key}",
+                        data=data, content_type=content_type)
+        artifact_id = bookkeeping(f"reference pending {name}",
+                                  lambda: records.insert_artifact(row, pending_path=str(path)))
         log_event(logger, "artifact_pending",
                   f"log blob not uploaded ({exc}); kept at {path}, will upload when S3 answers",
                   level=logging.WARNING, artifact_id=artifact_id, pending_path=str(path))

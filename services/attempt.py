@@ -14,10 +14,10 @@ from collections.abc import Callable
 from config import Settings, get_settings
 from logging_setup import attempt_logs, log_event
 from models import transitions
-from models.db import connection
+from models.db import CONNECTION_ERRORS, connection, reset_connection
 from models.transitions import ClaimedAttempt, FenceLost
 from services.action_runner import ActionRunner, AttemptResult
-from services.artifacts import store_attempt_log
+from services.artifacts import bookkeeping, store_attempt_log
 from services.enqueue import dispatch
 from tracing import bound
 
@@ -78,8 +78,9 @@ def _finish(settings: Settings, attempt: ClaimedAttempt, result: AttemptResult) 
         return _give_back(attempt, result.interrupted)
     delay = retry_delay_s(settings, attempt.attempt)
     try:
-        outcome = transitions.finish_attempt(attempt, error=result.error, retryable=result.retryable,
-                                             retry_delay_s=delay, cancelled=result.cancelled)
+        outcome = bookkeeping("finish attempt", lambda: transitions.finish_attempt(
+            attempt, error=result.error, retryable=result.retryable, retry_delay_s=delay,
+            cancelled=result.cancelled))
     except FenceLost as exc:
         log_event(logger, "attempt_fenced", f"finish refused: {exc}", level=logging.WARNING)
         return None
@@ -105,7 +106,7 @@ def _give_back(attempt: ClaimedAttempt, reason: str) -> str | None:
                   level=logging.WARNING)
         return None
     try:
-        transitions.give_back_attempt(attempt, reason)
+        bookkeeping("give back attempt", lambda: transitions.give_back_attempt(attempt, reason))
     except FenceLost as exc:
         log_event(logger, "attempt_fenced", f"give-back refused: {exc}", level=logging.WARNING)
         return None
@@ -129,7 +130,10 @@ def _stop_probe(task_id: str, heartbeat: _Heartbeat, every_s: float = 1.0
         now = time.monotonic()
         if not state["cancelled"] and now - state["at"] >= every_s:
             state["at"] = now
-            state["cancelled"] = transitions.cancel_requested(task_id)
+            try:
+                state["cancelled"] = transitions.cancel_requested(task_id)
+            except CONNECTION_ERRORS:  # unknown for now: keep working, ask again next time
+                reset_connection()
         return "cancelled" if state["cancelled"] else None
 
     return probe

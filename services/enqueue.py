@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,8 @@ def _dispatch_many(task_ids: list[str], trace_id: str) -> None:
         with bound(task_id=task_id, trace_id=trace_id):
             if _send(task_id, trace_id) is not None:
                 sent.append((task_id, trace_id))
-    transitions.mark_dispatched_many(sent, broker=_broker_kind())
+    _after_commit("mark_dispatched_many", transitions.mark_dispatched_many, sent,
+                  broker=_broker_kind())
 
 
 def dispatch(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float = 0.0) -> bool:
@@ -108,7 +110,8 @@ def dispatch(task_id: str, trace_id: str, *, resent: bool = False, delay_s: floa
     with bound(task_id=task_id, trace_id=trace_id):
         if _send(task_id, trace_id, resent=resent, delay_s=delay_s) is None:
             return False
-        transitions.mark_dispatched(task_id, trace_id, resent=resent, broker=_broker_kind())
+        _after_commit("mark_dispatched", transitions.mark_dispatched, task_id, trace_id,
+                      resent=resent, broker=_broker_kind())
         return True
 
 
@@ -117,7 +120,8 @@ def _send(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float =
     try:
         message_id = broker.send_task(task_id, trace_id, delay_s=delay_s)
     except DispatchError as exc:
-        transitions.record_dispatch_failed(task_id, trace_id, str(exc))
+        _after_commit("record_dispatch_failed", transitions.record_dispatch_failed, task_id,
+                      trace_id, str(exc))
         log_event(logger, "dispatch_failed", f"task {task_id} not sent, will be re-sent: {exc}",
                   level=logging.WARNING)
         return None
@@ -125,6 +129,19 @@ def _send(task_id: str, trace_id: str, *, resent: bool = False, delay_s: float =
               f"task {task_id} sent to the broker", message_id=message_id, broker=_broker_kind(),
               delay_s=delay_s or None)
     return message_id
+
+
+def _after_commit(what: str, record: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Bookkeeping after the task is committed must not turn an accepted task into an error
+    answer (a client retrying a 503 would create it twice). If the database went away, the
+    dispatcher sees ``dispatched_at`` unset or stale and sends the task again; the claim makes a
+    second delivery harmless."""
+    try:
+        record(*args, **kwargs)
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        log_event(logger, "dispatch_unrecorded",
+                  f"{what} not written ({str(exc).strip()[:200]}); the dispatcher will re-send",
+                  level=logging.WARNING)
 
 
 def _broker_kind() -> str:
