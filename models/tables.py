@@ -29,6 +29,7 @@ class Task(BaseModel):
     request_hash = pw.TextField(null=True)
     run_after = DateTimeTZField()
     dispatched_at = DateTimeTZField(null=True)
+    dispatch_count = pw.IntegerField(default=0)
     current_job_id = pw.UUIDField(null=True)
     cancel_requested = pw.BooleanField(default=False)
     created_at = DateTimeTZField()

@@ -98,7 +98,8 @@ def mark_dispatched(task_id: str, trace_id: str, *, resent: bool = False,
     """The broker accepted the wake-up message for this queued task."""
     with database.atomic():
         database.execute_sql(
-            "UPDATE tasks SET dispatched_at = now() WHERE id = %s AND status = 'queued'", (task_id,)
+            "UPDATE tasks SET dispatched_at = now(), dispatch_count = dispatch_count + 1"
+            " WHERE id = %s AND status = 'queued'", (task_id,)
         )
         record_event(task_id, trace_id, "task_redispatched" if resent else "task_dispatched",
                      broker=broker)
@@ -111,7 +112,8 @@ def mark_dispatched_many(tasks: list[tuple[str, str]], *, broker: str = "") -> N
     ids, traces = [t[0] for t in tasks], [t[1] for t in tasks]
     with database.atomic():
         database.execute_sql(
-            "UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s::uuid[]) AND status = 'queued'",
+            "UPDATE tasks SET dispatched_at = now(), dispatch_count = dispatch_count + 1"
+            " WHERE id = ANY(%s::uuid[]) AND status = 'queued'",
             (ids,))
         database.execute_sql(
             "INSERT INTO task_events (task_id, trace_id, event, attrs)"
@@ -128,28 +130,42 @@ def record_dispatch_failed(task_id: str, trace_id: str, error: str) -> None:
         record_event(task_id, trace_id, "dispatch_failed", error=error[:500])
 
 
-def tasks_due_for_dispatch(stale_s: float, limit: int = 100) -> list[tuple[str, str, float]]:
-    """Queued tasks never sent, or sent ``stale_s`` ago and still not claimed.
+_DUE_FOR_DISPATCH = """
+WITH due AS (
+    SELECT id FROM tasks
+     WHERE status = 'queued' AND NOT cancel_requested
+       AND (dispatched_at IS NULL
+            OR (run_after < now() - make_interval(secs => %(stale)s)
+                AND dispatched_at < now() - make_interval(
+                    secs => %(stale)s * power(2, LEAST(GREATEST(dispatch_count - 1, 0), 6)))))
+     ORDER BY run_after
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED)
+UPDATE tasks t SET dispatched_at = now()
+  FROM due WHERE t.id = due.id
+RETURNING t.id, t.trace_id, GREATEST(0, EXTRACT(EPOCH FROM t.run_after - now()))
+"""
 
-    Returns ``(task_id, trace_id, seconds_until_due)``. A transaction-scoped advisory lock lets
-    one process at a time pick rows; the lock ends before the sends, so in a rare overlap a task
-    can be sent twice, which the claim makes harmless (the second delivery finds nothing).
+
+def tasks_due_for_dispatch(stale_s: float, limit: int = 100) -> list[tuple[str, str, float]]:
+    """Take the queued tasks that need a wake-up message: never sent (or the send failed), or
+    sent and still unclaimed after ``stale_s``, backing off (×2 per send, up to ×64) so a
+    backlog waiting for busy workers is not re-sent every threshold.
+
+    Returns ``(task_id, trace_id, seconds_until_due)``. The rows are marked in the same
+    statement that picks them, so another dispatcher's pass does not pick them again; a send
+    that then fails clears the mark (``record_dispatch_failed`` / ``release_dispatch``).
     """
     with database.atomic():
-        got = database.execute_sql(
-            "SELECT pg_try_advisory_xact_lock(hashtext('jct-dispatcher'))"
-        ).fetchone()
-        if not got or not got[0]:
-            return []
-        rows = database.execute_sql(
-            "SELECT id, trace_id, GREATEST(0, EXTRACT(EPOCH FROM run_after - now()))"
-            " FROM tasks WHERE status = 'queued' AND NOT cancel_requested"
-            " AND (dispatched_at IS NULL OR (dispatched_at < now() - make_interval(secs => %s)"
-            "      AND run_after < now() - make_interval(secs => %s)))"
-            " ORDER BY run_after LIMIT %s FOR UPDATE SKIP LOCKED",
-            (stale_s, stale_s, limit),
-        ).fetchall()
+        rows = database.execute_sql(_DUE_FOR_DISPATCH, {"stale": stale_s, "limit": limit}).fetchall()
     return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def release_dispatch(task_ids: list[str]) -> None:
+    """Tasks taken for dispatch but not sent (the broker was down): due again next pass."""
+    if task_ids:
+        database.execute_sql("UPDATE tasks SET dispatched_at = NULL WHERE id = ANY(%s::uuid[])"
+                             " AND status = 'queued'", (task_ids,))
 
 
 _CLAIM = """

@@ -1,5 +1,6 @@
 """The dispatcher: re-sends queued tasks whose wake-up message was never sent (broker down at
-enqueue) or was sent long ago and never claimed (message lost). One process at a time does it."""
+enqueue) or was sent long ago and never claimed (message lost). Every worker process runs it;
+the rows it takes are marked as it takes them, so no two passes send the same task."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ def dispatch_due(settings: Settings, limit: int = 100) -> int:
     with connection():
         due = transitions.tasks_due_for_dispatch(settings.dispatch_stale_s, limit)
         sent = 0
-        for task_id, trace_id, delay_s in due:
-            sent += dispatch(task_id, trace_id, resent=True, delay_s=delay_s)
+        for index, (task_id, trace_id, delay_s) in enumerate(due):
+            if not dispatch(task_id, trace_id, resent=True, delay_s=delay_s):
+                # The broker is down: one dispatch_failed per pass is enough evidence.
+                transitions.release_dispatch([task for task, _, _ in due[index + 1:]])
+                break
+            sent += 1
     if due:
         log_event(logger, "dispatcher_pass", f"re-sent {sent} of {len(due)} queued task(s)",
                   found=len(due), sent=sent)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import pytest
-
 from drills.stack import running_job
 from tests.faults.conftest import StartStack, enqueue, sleep_spec
 from tests.support.stack import Stack
@@ -15,12 +13,6 @@ STALE_S = 1.0
 BACKLOG = 100
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "models/transitions.py tasks_due_for_dispatch takes pg_try_advisory_xact_lock and the rows "
-    "FOR UPDATE SKIP LOCKED inside a transaction that ends BEFORE the messages are sent and "
-    "dispatched_at is moved (services/dispatcher.py dispatch_due -> dispatch -> mark_dispatched), "
-    "so the next worker process's pass, a few ms later, gets the same rows and sends them again: "
-    "in the 20,000-task soak 5,254 re-sends came from two processes < 0.5 s apart"))
 def test_one_stale_task_is_re_sent_once_per_threshold_however_many_workers_run_the_dispatcher(
         drill_stack: StartStack) -> None:
     """With a backlog older than ``JCT_DISPATCH_STALE_S`` (every worker busy), the dispatcher
