@@ -24,6 +24,8 @@ logger = logging.getLogger("jct.supervisor")
 
 # A child that lived this long was healthy: its death (a kill, an OOM) is restarted at once.
 STABLE_S = 10.0
+# A dramatiq that dies sooner than this died starting up, whatever its exit code says.
+STARTUP_S = 3.0
 # This many deaths in a row, each within STABLE_S of starting, is a crash loop: stop.
 MAX_QUICK_DEATHS = 5
 # dramatiq's main process exits with this when one of its worker processes was killed.
@@ -128,7 +130,10 @@ class Supervisor:
         killed): restart at once, however often. Any other exit soon after starting counts
         towards a crash loop, with backoff between the restarts."""
         lived = time.monotonic() - self.started_at.get(name, 0.0)
-        killed = code < 0 or (name == "worker" and code == DRAMATIQ_RET_KILLED)
+        # dramatiq exits 1 both when a worker process was killed and when one crashed at
+        # start-up: only a worker that got past start-up counts as killed from outside.
+        killed = code < 0 or (name == "worker" and code == DRAMATIQ_RET_KILLED
+                              and lived >= STARTUP_S)
         quick = 0 if killed or lived >= STABLE_S else self.quick_deaths.get(name, 0) + 1
         self.quick_deaths[name] = quick
         if quick >= MAX_QUICK_DEATHS:

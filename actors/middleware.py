@@ -49,7 +49,8 @@ class TraceMiddleware(Middleware):
 
 class MaintenanceMiddleware(Middleware):
     """Runs the maintenance pass (dispatcher, rescuer, uploader) every
-    ``JCT_DISPATCH_INTERVAL_S`` in each worker process; locks keep passes from overlapping."""
+    ``JCT_DISPATCH_INTERVAL_S`` in each worker process. Passes may overlap; the rows each one
+    takes are locked and marked, so no task is dispatched, rescued or uploaded twice."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()

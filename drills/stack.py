@@ -7,16 +7,12 @@ run attempts. An attempt's ``jobs.worker`` is ``<host>:<pid of that worker proce
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import psutil
-import requests
 
-from tests.support.stack import JCT, Stack, free_port
+from tests.support.stack import Stack, start_stack
 from tests.support.wait import wait_until
 
 # Fast enough for drills on a 2-core machine; every one can be overridden.
@@ -30,37 +26,9 @@ DRILL_DEFAULTS = {
 
 
 def start_drill_stack(home: Path, **env_overrides: str) -> Stack:
-    """Start ``jct up`` in ``home`` and wait for /healthz. Unlike ``start_stack`` every default
-    (workers, intervals, lease) may be overridden."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JCT_")}
-    env.update(DRILL_DEFAULTS)
-    env.update(JCT_HOME=str(home), JCT_PORT=str(free_port()))
-    env.update(env_overrides)
-    with (home / "jct-up.out").open("wb") as output:  # the child keeps its own descriptor
-        process = subprocess.Popen([JCT, "up"], env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    stack = Stack(home=home, process=process)
-    try:
-        wait_until(lambda: _serving(stack), timeout=90, interval=0.2, what="jct up to serve /healthz")
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
-
-
-def _serving(stack: Stack) -> bool:
-    if stack.process.poll() is not None:
-        raise AssertionError(f"jct up exited with {stack.process.returncode}; "
-                             f"see {stack.home / 'jct-up.out'}")
-    run_file = stack.home / "run.json"
-    if not run_file.exists():
-        return False
-    stack.state = json.loads(run_file.read_text())
-    try:
-        return requests.get(stack.api_url + "/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+    """Start ``jct up`` in ``home`` with the drill defaults (short lease, fast passes), any of
+    which may be overridden, and wait for /healthz."""
+    return start_stack(home, **{**DRILL_DEFAULTS, **env_overrides})
 
 
 def supervisor(stack: Stack) -> psutil.Process:

@@ -3,8 +3,12 @@ writes its ``task_events`` row, and refuses moves the machine does not allow.
 
     queued ──claim──▶ running ──ok──▶ done
       ▲                 │ └─failed, attempts left──▶ queued (run_after = backoff)
-      │                 └─failed, none left────────▶ failed
+      │                 ├─failed, none left────────▶ failed
+      │                 └─cancel asked (wins over a retry), or rescued/given back → see below
       └──retry── failed | cancelled        queued | running ──cancel──▶ cancelled
+
+    A running attempt can also end ``lost``: its lease expired (rescuer: the task is requeued,
+    failed or cancelled) or its worker shut down (give-back: the task is requeued).
 
 See docs/state-machine.md.
 """
@@ -170,7 +174,8 @@ def release_dispatch(task_ids: list[str]) -> None:
 
 _CLAIM = """
 UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %(job_id)s,
-       started_at = coalesce(started_at, now()), updated_at = now(), error = NULL
+       started_at = coalesce(started_at, now()), updated_at = now(), error = NULL,
+       dispatch_count = 0
  WHERE id = (SELECT id FROM tasks
               WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested
                 AND (%(task_id)s::uuid IS NULL OR id = %(task_id)s::uuid)
@@ -378,7 +383,7 @@ def retry_task(task_id: str, actor: str) -> str:
                                     detail={"status": task["status"]})
         database.execute_sql(
             "UPDATE tasks SET status = 'queued', cancel_requested = false, error = NULL,"
-            " finished_at = NULL, run_after = now(), dispatched_at = NULL,"
+            " finished_at = NULL, run_after = now(), dispatched_at = NULL, dispatch_count = 0,"
             " max_attempts = GREATEST(max_attempts, attempts + 1), updated_at = now()"
             " WHERE id = %s", (task_id,))
         record_event(task_id, task["trace_id"], "task_retried", by=actor)

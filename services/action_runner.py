@@ -19,13 +19,12 @@ from errors import (
     AttemptInterrupted,
     JctError,
     PermanentActionError,
-    StorageError,
     TaskCancelled,
 )
 from logging_setup import log_event
 from models import records
 from models.transitions import ClaimedAttempt
-from services.artifacts import bookkeeping, store_blob
+from services.artifacts import bookkeeping, store_or_spool
 from services.spec import inputs_hash
 
 logger = logging.getLogger(__name__)
@@ -110,11 +109,5 @@ class ActionRunner:
     def _store_report(self, index: int, result: ActionResult) -> str | None:
         if result.report is None:
             return None
-        try:
-            return store_blob(self.attempt, kind="report",
-                              name=f"step-{index}-{result.report_name}", data=result.report,
-                              content_type=result.report_content_type)
-        except StorageError as exc:
-            log_event(logger, "artifact_upload_failed", f"report of step {index} not stored: {exc}",
-                      level=logging.WARNING)
-            return None
+        return store_or_spool(self.attempt, kind="report", name=f"step-{index}-{result.report_name}",
+                              data=result.report, content_type=result.report_content_type)

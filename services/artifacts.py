@@ -62,26 +62,33 @@ def spool_dir() -> Path:
     return get_settings().home / "spool"
 
 
-def store_attempt_log(attempt: ClaimedAttempt, lines: list[str]) -> str:
-    """The attempt's log lines as ``worker.log.jsonl``; kept locally (pending) if S3 refuses."""
-    data = ("\n".join(lines) + "\n").encode()
-    name, content_type = "worker.log.jsonl", "application/x-ndjson"
+def store_or_spool(attempt: ClaimedAttempt, *, kind: str, name: str, data: bytes,
+                   content_type: str) -> str:
+    """``store_blob``, or when the store refuses: keep the blob under ``spool_dir()`` with a
+    ``pending`` row that ``upload_pending`` completes once S3 answers. Returns the artifact id."""
     try:
-        return store_blob(attempt, kind="log", name=name, data=data, content_type=content_type)
+        return store_blob(attempt, kind=kind, name=name, data=data, content_type=content_type)
     except StorageError as exc:
         settings = get_settings()
         key = object_key(attempt.trace_id, attempt.task_id, attempt.job_id, name)
         path = spool_dir() / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        row = _blob_row(attempt, kind="log", name=name, uri=f"s3://{settings.s3_bucket}/{key}",
+        row = _blob_row(attempt, kind=kind, name=name, uri=f"s3://{settings.s3_bucket}/{key}",
                         data=data, content_type=content_type)
         artifact_id = bookkeeping(f"reference pending {name}",
                                   lambda: records.insert_artifact(row, pending_path=str(path)))
         log_event(logger, "artifact_pending",
-                  f"log blob not uploaded ({exc}); kept at {path}, will upload when S3 answers",
+                  f"{kind} {name} not uploaded ({exc}); kept at {path}, will upload when S3 answers",
                   level=logging.WARNING, artifact_id=artifact_id, pending_path=str(path))
         return artifact_id
+
+
+def store_attempt_log(attempt: ClaimedAttempt, lines: list[str]) -> str:
+    """The attempt's log lines as ``worker.log.jsonl`` (spooled if S3 refuses)."""
+    return store_or_spool(attempt, kind="log", name="worker.log.jsonl",
+                          data=("\n".join(lines) + "\n").encode(),
+                          content_type="application/x-ndjson")
 
 
 def upload_pending(limit: int = 20) -> int:

@@ -15,10 +15,10 @@ BACKLOG = 100
 
 def test_one_stale_task_is_re_sent_once_per_threshold_however_many_workers_run_the_dispatcher(
         drill_stack: StartStack) -> None:
-    """With a backlog older than ``JCT_DISPATCH_STALE_S`` (every worker busy), the dispatcher
-    — one leader at a time, whichever worker process runs it — re-sends each waiting task at
-    most once per threshold: no task gets two ``task_redispatched`` events closer together than
-    ``JCT_DISPATCH_STALE_S``."""
+    """With a backlog older than ``JCT_DISPATCH_STALE_S`` (every worker busy), the dispatchers
+    of all worker processes together re-send each waiting task at most once per threshold (the
+    rows are marked as they are taken): no task gets two ``task_redispatched`` events closer
+    together than ``JCT_DISPATCH_STALE_S``."""
     stack = drill_stack(JCT_WORKERS="2", JCT_WORKER_THREADS="1", JCT_DISPATCH_INTERVAL_S="0.2",
                         JCT_DISPATCH_STALE_S=str(STALE_S))
     for busy in (enqueue(stack, sleep_spec(10, name=f"busy-{i}"))[0] for i in range(2)):

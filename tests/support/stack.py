@@ -81,29 +81,38 @@ class Stack:
         return self.process.returncode
 
 
+# Quicker than production defaults, so e2e tests wait less; any of them may be overridden.
+E2E_DEFAULTS = {"JCT_WORKERS": "2", "JCT_DISPATCH_INTERVAL_S": "1", "JCT_RETRY_BACKOFF_S": "0.2"}
+
+
 def start_stack(home: Path, **env_overrides: str) -> Stack:
     """Start ``jct up`` with embedded defaults (unless overridden) and wait for /healthz."""
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JCT_")}
-    env.update(JCT_HOME=str(home), JCT_PORT=str(free_port()), JCT_WORKERS="2",
-               JCT_DISPATCH_INTERVAL_S="1", JCT_RETRY_BACKOFF_S="0.2", **env_overrides)
+    env.update(E2E_DEFAULTS)
+    env.update(JCT_HOME=str(home), JCT_PORT=str(free_port()))
+    env.update(env_overrides)
     with (home / "jct-up.out").open("wb") as output:  # the child keeps its own descriptor
         process = subprocess.Popen([JCT, "up"], env=env, stdout=output, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
     stack = Stack(home=home, process=process)
-    run_file = home / "run.json"
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"jct up exited with {process.returncode}; "
-                                 f"see {home / 'jct-up.out'}")
-        if not run_file.exists():
-            return False
-        stack.state = json.loads(run_file.read_text())
-        try:
-            return requests.get(stack.api_url + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until(ready, timeout=90, interval=0.2, what="jct up to serve /healthz")
+    try:
+        wait_until(lambda: _serving(stack), timeout=90, interval=0.2, what="jct up to serve /healthz")
+    except BaseException:
+        stack.stop()
+        raise
     return stack
+
+
+def _serving(stack: Stack) -> bool:
+    if stack.process.poll() is not None:
+        raise AssertionError(f"jct up exited with {stack.process.returncode}; "
+                             f"see {stack.home / 'jct-up.out'}")
+    run_file = stack.home / "run.json"
+    if not run_file.exists():
+        return False
+    stack.state = json.loads(run_file.read_text())
+    try:
+        return requests.get(stack.api_url + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
