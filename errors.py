@@ -75,13 +75,6 @@ class IllegalTransition(Conflict):
     code = "illegal_transition"
 
 
-class PayloadTooLarge(JctError):
-    """The body is over the configured limit."""
-
-    code = "payload_too_large"
-    status = 413
-
-
 class UnsupportedMediaType(JctError):
     """The body is not ``application/json``."""
 

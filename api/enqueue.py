@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from api.request_body import json_body
-from errors import BadRequest
+from errors import BadRequest, SpecInvalid
 from services.enqueue import enqueue, enqueue_batch
 
 bp = Blueprint("enqueue", __name__)
@@ -14,8 +14,6 @@ bp = Blueprint("enqueue", __name__)
 
 @bp.post("/enqueue")
 def enqueue_one() -> ResponseReturnValue:
-    from flask import request
-
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters")
@@ -34,8 +32,6 @@ def enqueue_one() -> ResponseReturnValue:
 def enqueue_many() -> ResponseReturnValue:
     body = json_body()
     if not isinstance(body, dict) or "tasks" not in body:
-        from errors import SpecInvalid
-
         raise SpecInvalid("tasks", "is required: a list of task specs")
     results = enqueue_batch(body["tasks"], g.trace_id)
     return jsonify(trace_id=g.trace_id, tasks=[

@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 import broker
-from errors import Conflict, DispatchError
+from errors import Conflict, DispatchError, SpecInvalid
 from logging_setup import log_event
 from models import transitions
 from models.db import connection
@@ -59,8 +59,6 @@ def enqueue(raw_spec: Any, trace_id: str, idempotency_key: str | None = None) ->
 
 def enqueue_batch(raw_specs: Any, trace_id: str) -> list[Enqueued]:
     """Accept several tasks in one transaction under one trace id; all or nothing."""
-    from errors import SpecInvalid
-
     if not isinstance(raw_specs, list) or not 1 <= len(raw_specs) <= 1000:
         raise SpecInvalid("tasks", "must be a list of 1 to 1000 task specs")
     specs = []
