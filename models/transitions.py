@@ -100,17 +100,12 @@ def find_by_idempotency_key(key: str) -> Task | None:
 def mark_dispatched(task_id: str, trace_id: str, *, resent: bool = False,
                     broker: str = "") -> None:
     """The broker accepted the wake-up message for this queued task."""
-    with database.atomic():
-        database.execute_sql(
-            "UPDATE tasks SET dispatched_at = now(), dispatch_count = dispatch_count + 1"
-            " WHERE id = %s AND status = 'queued'", (task_id,)
-        )
-        record_event(task_id, trace_id, "task_redispatched" if resent else "task_dispatched",
-                     broker=broker)
+    mark_dispatched_many([(task_id, trace_id)], resent=resent, broker=broker)
 
 
-def mark_dispatched_many(tasks: list[tuple[str, str]], *, broker: str = "") -> None:
-    """``mark_dispatched`` for many (task_id, trace_id) in one transaction (batch enqueue)."""
+def mark_dispatched_many(tasks: list[tuple[str, str]], *, resent: bool = False,
+                         broker: str = "") -> None:
+    """The broker accepted these (task_id, trace_id) wake-ups: one transaction for all."""
     if not tasks:
         return
     ids, traces = [t[0] for t in tasks], [t[1] for t in tasks]
@@ -121,8 +116,10 @@ def mark_dispatched_many(tasks: list[tuple[str, str]], *, broker: str = "") -> N
             (ids,))
         database.execute_sql(
             "INSERT INTO task_events (task_id, trace_id, event, attrs)"
-            " SELECT task_id, trace_id, 'task_dispatched', %s FROM unnest(%s::uuid[], %s::uuid[])"
-            " AS sent(task_id, trace_id)", (_jsonb({"broker": broker}), ids, traces))
+            " SELECT task_id, trace_id, %s, %s FROM unnest(%s::uuid[], %s::uuid[])"
+            " AS sent(task_id, trace_id)",
+            ("task_redispatched" if resent else "task_dispatched", _jsonb({"broker": broker}),
+             ids, traces))
 
 
 def record_dispatch_failed(task_id: str, trace_id: str, error: str) -> None:
