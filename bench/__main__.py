@@ -27,8 +27,8 @@ import psutil
 import psycopg
 import requests
 
-from tests.support.stack import Stack, start_stack
-from tests.support.wait import wait_until
+from harness.stack import Stack, start_stack
+from harness.wait import wait_until
 
 SPEC = {"steps": [{"action": "echo", "params": {"message": "bench"}}]}
 

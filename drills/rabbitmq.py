@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from drills.ports import steady_port
-from tests.support.wait import wait_until
+from harness.wait import wait_until
 
 SERVER = "rabbitmq-server"
 CTL = "rabbitmqctl"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drills.ports import steady_port
+from harness.wait import wait_until
 from storage.embedded import rclone_binary
-from tests.support.wait import wait_until
 
 
 @dataclass

@@ -35,7 +35,7 @@ import requests
 
 from drills.postgres import EmbeddedPostgres
 from drills.stack import start_drill_stack, worker_processes
-from tests.support.stack import Stack
+from harness.stack import Stack
 
 BATCH = 250  # POST /enqueue/batch takes up to 1000; smaller batches keep each request short
 SOAK_ENV = {"JCT_LEASE_S": "3", "JCT_DISPATCH_INTERVAL_S": "0.5", "JCT_DISPATCH_STALE_S": "10",

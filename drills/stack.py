@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.stack import Stack, start_stack
-from tests.support.wait import wait_until
+from harness.stack import Stack, start_stack
+from harness.wait import wait_until
 
 # Fast enough for drills on a 2-core machine; every one can be overridden.
 DRILL_DEFAULTS = {

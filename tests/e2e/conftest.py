@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.downstream import Downstream, start_downstream
+from harness.downstream import Downstream, start_downstream
+from harness.stack import Stack, start_stack
 from tests.support.services import delete_queue, require_rabbitmq
-from tests.support.stack import Stack, start_stack
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from harness.downstream import Downstream
+from harness.stack import Stack
+from harness.wait import wait_until
 from storage.s3 import metadata_value
-from tests.support.downstream import Downstream
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

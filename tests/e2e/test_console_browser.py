@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.downstream import Downstream
+from harness.downstream import Downstream
+from harness.stack import Stack
 from tests.support.services import in_ci
-from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
+from harness.stack import Stack
+from harness.wait import wait_until
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 

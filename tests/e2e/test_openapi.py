@@ -12,8 +12,8 @@ import requests
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.support.downstream import Downstream
-from tests.support.stack import Stack
+from harness.downstream import Downstream
+from harness.stack import Stack
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 IGNORED_ENDPOINTS = {"static"}  # Flask's stylesheet/script files for the console, not API

@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.support.downstream import Downstream
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
+from harness.downstream import Downstream
+from harness.stack import Stack
+from harness.wait import wait_until
 
 JCT = str(Path(sys.executable).parent / "jct")
 

@@ -13,9 +13,9 @@ import pytest
 from drills import rabbitmq
 from drills.postgres import EmbeddedPostgres
 from drills.stack import resume_all, start_drill_stack
+from harness.stack import Stack
+from harness.wait import wait_until
 from tests.support.services import in_ci
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 StartStack = Callable[..., Stack]
 

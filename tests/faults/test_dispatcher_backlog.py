@@ -5,9 +5,9 @@ from __future__ import annotations
 from itertools import pairwise
 
 from drills.stack import running_job
+from harness.stack import Stack
+from harness.wait import wait_until
 from tests.faults.conftest import StartStack, enqueue, sleep_spec
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 STALE_S = 1.0
 BACKLOG = 100

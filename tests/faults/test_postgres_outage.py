@@ -15,9 +15,9 @@ import requests
 from drills.postgres import EmbeddedPostgres
 from drills.rabbitmq import RabbitmqNode
 from drills.stack import running_job, wait_worker_processes, worker_processes
+from harness.stack import Stack
+from harness.wait import wait_until
 from tests.faults.conftest import StartStack, enqueue, jobs_of, log_events
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 OUTAGE_S = 10.0
 ECHO_SPEC = {"name": "half", "steps": [{"action": "echo", "params": {"message": "half"}}]}

@@ -8,9 +8,9 @@ from typing import Any
 
 from drills.rabbitmq import RabbitmqNode
 from drills.stack import wait_worker_processes, worker_processes
+from harness.stack import Stack
+from harness.wait import wait_until
 from tests.faults.conftest import StartStack, log_events
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 TASKS = 200
 

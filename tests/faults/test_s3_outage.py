@@ -10,10 +10,10 @@ from botocore.config import Config
 
 from drills.s3 import DrillS3
 from drills.stack import running_job
+from harness.stack import Stack
+from harness.wait import wait_until
 from storage.s3 import key_from_uri, metadata_value
 from tests.faults.conftest import StartStack, enqueue, events_of, sleep_spec, wait_log_event
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 
 def test_a_log_blob_refused_while_s3_is_down_is_uploaded_when_it_returns(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psutil
 
 from drills.stack import pid_of_worker, running_job
+from harness.stack import Stack
+from harness.wait import wait_until
 from tests.faults.conftest import StartStack, enqueue, events_of, jobs_of, sleep_spec, wait_log_event
-from tests.support.stack import Stack
-from tests.support.wait import wait_until
 
 # The two places a late attempt is refused: its finish (finish_attempt's fenced UPDATE) or, if
 # the heartbeat thread wakes first, its lease renewal; both log attempt_fenced.

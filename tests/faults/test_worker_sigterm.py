@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from drills.stack import dramatiq_main, pid_of_worker, running_job, worker_processes
+from harness.wait import wait_until
 from tests.faults.conftest import StartStack, events_of, jobs_of, sleep_spec
-from tests.support.wait import wait_until
 
 IN_FLIGHT = 3  # long attempts; with the short one, as many as one process's 4 threads
 GRACE_S = 2.0

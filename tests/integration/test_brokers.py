@@ -14,9 +14,9 @@ import broker
 import tracing
 from actors.middleware import TraceMiddleware
 from config import Settings
+from harness.wait import wait_until
 from tests.integration.conftest import use_settings
 from tests.support.services import delete_queue, require_rabbitmq
-from tests.support.wait import wait_until
 
 
 @pytest.fixture(params=["postgres", "rabbitmq"])

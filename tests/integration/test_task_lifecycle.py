@@ -13,6 +13,7 @@ import pytest
 import tracing
 from config import Settings
 from errors import Conflict, SpecInvalid
+from harness.downstream import Downstream, start_downstream
 from models.db import database
 from models.task_view import get_task
 from services.attempt import run_task
@@ -20,7 +21,6 @@ from services.dispatcher import dispatch_due
 from services.enqueue import enqueue
 from storage.s3 import get_store, key_from_uri, metadata_value
 from tests.integration.conftest import use_settings
-from tests.support.downstream import Downstream, start_downstream
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import requests
 
-from tests.support.wait import wait_until
+from harness.wait import wait_until
 
 JCT = str(Path(sys.executable).parent / "jct")
 

@@ -28,7 +28,7 @@ class Downstream:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def received(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
