@@ -1,5 +1,7 @@
 """The HTTP edge: ``create_app()`` builds the Flask application (gunicorn runs
-``app:create_app()``). Each request gets its trace id bound here, once."""
+``app:create_app()``, so each gunicorn worker builds its runtime here). Each request gets its
+trace id bound here, once; every error is logged and rendered here, once (as JSON, or as a
+console page for the console's routes)."""
 
 from __future__ import annotations
 
@@ -8,33 +10,30 @@ import logging
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 import tracing
-from config import Settings, get_settings
+from api import console, enqueue, health, metrics, openapi, tasks
+from api.current import EXTENSION, runtime
 from errors import Forbidden, InvalidTraceId, JctError, Unauthorized
-from logging_setup import configure_logging, log_event
-from models.db import init_database
+from logging_setup import log_event
+from runtime import Runtime, build_runtime
 
 logger = logging.getLogger("jct.api")
 
 OPEN_PATHS = ("/healthz",)
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Flask:
-    settings = settings or get_settings()
-    if configure_logs:
-        configure_logging("api", settings.log_file)
-    if settings.database_url:
-        init_database(settings.database_url)
+def create_app(rt: Runtime | None = None) -> Flask:
+    """The application over ``rt`` (built from the environment, with JSON logging, unless
+    given)."""
+    rt = rt or build_runtime("api")
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["jct_settings"] = settings
-
-    from api import console, enqueue, health, metrics, openapi, tasks
+    app.extensions[EXTENSION] = rt
 
     for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)
@@ -74,9 +73,8 @@ def _refuse_cross_origin_writes() -> None:
 
 
 def _authorize() -> None:
-    settings: Settings = current_app.extensions["jct_settings"]
     g.actor = "anonymous"
-    tokens = settings.api_tokens
+    tokens = runtime().settings.api_tokens
     if not tokens or request.path in OPEN_PATHS:
         return
     header = request.headers.get("Authorization", "")
@@ -111,6 +109,8 @@ def _render_jct_error(exc: JctError) -> ResponseReturnValue:
     log_event(logger, "request_rejected" if exc.status < 500 else "request_failed",
               f"{request.method} {request.path} -> {exc.status} {exc.code}: {exc}", level=level,
               status=exc.status, error=exc.code)
+    if request.blueprint == console.bp.name:
+        return console.error_page(exc)
     return _error(exc.status, exc.code, exc.detail)
 
 

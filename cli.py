@@ -11,19 +11,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config import Settings, load_settings
 from errors import JctError
 
+if TYPE_CHECKING:
+    from runtime import Runtime
 
-def _db(settings: Settings) -> None:
-    from models.db import init_database
 
-    if not settings.database_url:
-        raise JctError("JCT_DATABASE_URL is not set and no `jct up` is running in "
-                       f"{settings.home}; start it (make run) or point JCT_DATABASE_URL at a server")
-    init_database(settings.database_url)
+def _runtime(settings: Settings, *, logs: bool = False) -> Runtime:
+    """The command's runtime; its database is checked here, so a missing one is one line."""
+    from runtime import build_runtime
+
+    rt = build_runtime("cli", settings, configure_logs=logs)
+    rt.db  # noqa: B018 - raises ConfigError naming JCT_DATABASE_URL when there is none
+    return rt
 
 
 def _adopt_running_system() -> None:
@@ -69,22 +72,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from logging_setup import configure_logging
     from services.enqueue import enqueue
-    from tracing import canonical_trace_id, new_trace_id
+    from tracing import bound, canonical_trace_id, new_trace_id
 
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     try:
         spec = json.loads(text)
     except ValueError as exc:
         raise JctError(f"{args.file}: malformed JSON: {exc}") from None
-    configure_logging("cli", settings.log_file)
-    _db(settings)
+    rt = _runtime(settings, logs=True)
     trace_id = canonical_trace_id(args.trace_id) if args.trace_id else new_trace_id()
-    from tracing import bound
-
     with bound(trace_id=trace_id):
-        result = enqueue(spec, trace_id)
+        result = enqueue(rt, spec, trace_id)
     print(json.dumps({"task_id": result.task_id, "trace_id": result.trace_id,
                       "status": result.status}))
     return 0
@@ -93,8 +92,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
     from services.operations import task_story
 
-    _db(settings)
-    task = task_story(args.task_id)
+    task = task_story(_runtime(settings), args.task_id)
     if args.json:
         print(json.dumps(task, indent=2))
         return 0
@@ -130,8 +128,8 @@ def _ms(value: int | None) -> str:
 def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     from services.operations import list_tasks
 
-    _db(settings)
-    page = list_tasks(status=args.status, trace_id=args.trace_id, name=args.name, limit=args.limit)
+    page = list_tasks(_runtime(settings), status=args.status, trace_id=args.trace_id,
+                      name=args.name, limit=args.limit)
     print(f"{'CREATED':<33} {'TASK':<36}  {'STATUS':<9}  {'TRACE':<36}  NAME")
     for task in page["tasks"]:
         print(f"{task['created_at']:<33} {task['id']}  {task['status']:<9}  {task['trace_id']}  "
@@ -142,8 +140,7 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
     from services.operations import trace_story
 
-    _db(settings)
-    trace = trace_story(args.trace_id)
+    trace = trace_story(_runtime(settings), args.trace_id)
     print(f"{'TIME':<32}  {'TASK':<8}  {'EVENT':<20}  DETAILS")
     for item in trace["timeline"]:
         print(f"{item['ts']:<32}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")

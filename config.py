@@ -1,8 +1,10 @@
 """The settings object: reads the ``JCT_*`` environment once and validates it.
 
 Every process (supervisor, gunicorn workers, dramatiq workers, CLI) builds its settings from
-the same environment, so the supervisor hands the embedded services' URLs to its children by
-setting ``JCT_DATABASE_URL`` / ``JCT_S3_*`` / ``JCT_BROKER_URL`` before it starts them.
+the same environment, at its entry point, into its ``runtime.Runtime``; the supervisor hands
+the embedded services' URLs to its children by setting ``JCT_DATABASE_URL`` / ``JCT_S3_*`` /
+``JCT_BROKER_URL`` before it starts them. Nothing here is cached: the runtime holds the one
+``Settings`` of its process.
 """
 
 from __future__ import annotations
@@ -195,20 +197,3 @@ def _port(env: Mapping[str, str]) -> int:
     if port > 65535:
         raise ConfigError(f"JCT_PORT={port} is not a TCP port (1-65535)")
     return port
-
-
-_settings: Settings | None = None
-
-
-def get_settings() -> Settings:
-    """The process-wide settings, loaded on first use."""
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
-
-
-def reset_settings() -> None:
-    """Forget the cached settings (tests change the environment)."""
-    global _settings
-    _settings = None

@@ -10,12 +10,12 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 import tracing
-from config import get_settings
+from config import load_settings
 from errors import ConfigError
 from logging_setup import configure_logging
 
 try:
-    _settings = get_settings()
+    _settings = load_settings()
 except ConfigError as exc:  # one line naming the variable, not a traceback
     print(f"jct: {exc}", file=sys.stderr)
     sys.exit(2)

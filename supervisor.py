@@ -18,7 +18,7 @@ from types import FrameType
 from config import Settings, load_settings
 from logging_setup import configure_logging, log_event
 from migrations.runner import apply_migrations
-from storage.s3 import ArtifactStore
+from runtime import Runtime
 
 logger = logging.getLogger("jct.supervisor")
 
@@ -64,7 +64,7 @@ class Supervisor:
         settings = load_settings(self.env)
         assert settings.database_url is not None
         apply_migrations(settings.database_url)
-        ArtifactStore(settings).ensure_bucket()
+        Runtime(settings, component="supervisor").store.ensure_bucket()
         return settings
 
     def start_children(self, settings: Settings) -> None:
@@ -178,7 +178,8 @@ class Supervisor:
 
 def worker_command(settings: Settings) -> list[str]:
     """The dramatiq command line for this system's workers (also what ``jct worker`` runs)."""
-    return [sys.executable, "-m", "actors.main", "actors.worker", "--processes", str(settings.workers),
+    return [sys.executable, "-m", "actors.main", "actors.worker:broker",
+            "--processes", str(settings.workers),
             "--threads", str(settings.worker_threads), "--queues", settings.queue,
             "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))]
 

@@ -1,7 +1,8 @@
 """Trace context: the context variables, and parsing/formatting of trace ids and ``traceparent``.
 
 The edges (Flask request, Dramatiq message) bind these once; the logging filter and outgoing
-calls read them. Nothing else passes a trace id around just to log it.
+calls read them. Nothing else passes a trace id around just to log it. The carriers (HTTP
+headers, message options) are read and written in one place: ``extract`` and ``inject``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from typing import Protocol
 
 from errors import InvalidTraceId
@@ -51,8 +53,8 @@ def canonical_trace_id(raw: str) -> str:
     return str(uuid.UUID(hex=compact))
 
 
-def trace_id_from_traceparent(header: str) -> str | None:
-    """The trace id of a valid W3C ``traceparent`` as a UUID; ``None`` for an invalid one."""
+def _parse_traceparent(header: str) -> tuple[str, str] | None:
+    """``(trace id as a UUID, span id)`` of a valid W3C ``traceparent``; else ``None``."""
     match = _TRACEPARENT.match(header.strip())  # W3C: lowercase hex only, else invalid
     if match is None:
         return None
@@ -61,7 +63,13 @@ def trace_id_from_traceparent(header: str) -> str | None:
         return None
     if trace_hex == "0" * 32 or span_hex == "0" * 16:
         return None
-    return str(uuid.UUID(hex=trace_hex))
+    return str(uuid.UUID(hex=trace_hex)), span_hex
+
+
+def trace_id_from_traceparent(header: str) -> str | None:
+    """The trace id of a valid W3C ``traceparent`` as a UUID; ``None`` for an invalid one."""
+    parsed = _parse_traceparent(header)
+    return parsed[0] if parsed else None
 
 
 def format_traceparent(trace_id: str, span_id: str | None = None) -> str:
@@ -69,31 +77,64 @@ def format_traceparent(trace_id: str, span_id: str | None = None) -> str:
     return f"00-{uuid.UUID(trace_id).hex}-{span_id or new_span_id()}-01"
 
 
-class Headers(Protocol):
+class Carrier(Protocol):
     """Anything with a (preferably case-insensitive) ``get``: werkzeug headers, a dict."""
 
     def get(self, key: str, /) -> str | None: ...
 
 
-def trace_id_from_headers(headers: Headers | Mapping[str, str]) -> str:
-    """The edge rule: ``X-Trace-Id`` (validated), else a valid ``traceparent``, else a new id."""
-    given = headers.get("X-Trace-Id")
-    if given is not None:
-        return canonical_trace_id(given)
-    parent = headers.get("traceparent")
-    if parent:
-        adopted = trace_id_from_traceparent(parent)
-        if adopted is not None:
-            return adopted
-    return new_trace_id()
+@dataclass(frozen=True)
+class CarrierFormat:
+    """Where a carrier keeps the trace: its id under ``trace_key`` and a W3C ``traceparent``."""
+
+    trace_key: str
+    parent_key: str = "traceparent"
 
 
-def outgoing_headers() -> dict[str, str]:
-    """Headers for a downstream call made on behalf of the bound trace."""
-    trace_id = trace_id_var.get()
+HEADERS = CarrierFormat("X-Trace-Id")    # HTTP requests, in and out
+MESSAGE = CarrierFormat("trace_id")      # Dramatiq message options
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """What a carrier said: the trace id, and the caller's span id when a ``traceparent``
+    named one."""
+
+    trace_id: str
+    parent_span_id: str | None = None
+
+
+def inject(carrier: MutableMapping[str, str], fmt: CarrierFormat = HEADERS, *,
+           trace_id: str | None = None, span_id: str | None = None) -> None:
+    """Write the trace into ``carrier``: the given trace (else the bound one; with neither,
+    nothing is written) and a ``traceparent`` with ``span_id`` or a new span id."""
+    trace_id = trace_id or trace_id_var.get()
     if trace_id is None:
-        return {}
-    return {"X-Trace-Id": trace_id, "traceparent": format_traceparent(trace_id)}
+        return
+    carrier[fmt.trace_key] = trace_id
+    carrier[fmt.parent_key] = format_traceparent(trace_id, span_id)
+
+
+def extract(carrier: Carrier | Mapping[str, str], fmt: CarrierFormat = HEADERS) -> TraceContext | None:
+    """Read the trace a carrier holds: its trace id (validated: ``InvalidTraceId`` when present
+    but not a UUID), else a valid ``traceparent``'s trace (an invalid one is ignored, as W3C
+    says), else ``None``."""
+    given = carrier.get(fmt.trace_key)
+    parent = carrier.get(fmt.parent_key) or ""
+    parsed = _parse_traceparent(parent) if parent else None
+    if given is not None:
+        trace_id = canonical_trace_id(given)
+        span = parsed[1] if parsed and parsed[0] == trace_id else None
+        return TraceContext(trace_id, span)
+    if parsed is not None:
+        return TraceContext(*parsed)
+    return None
+
+
+def trace_id_from_headers(headers: Carrier | Mapping[str, str]) -> str:
+    """The edge rule: ``X-Trace-Id`` (validated), else a valid ``traceparent``, else a new id."""
+    found = extract(headers, HEADERS)
+    return found.trace_id if found else new_trace_id()
 
 
 def current() -> dict[str, str]:

@@ -56,7 +56,8 @@ class HttpAction:
         host = (urlparse(params["url"]).hostname or "").lower()
         if "*" not in ctx.allowed_hosts and host not in ctx.allowed_hosts:
             raise PermanentActionError(f"host {host!r} is not in JCT_HTTP_ALLOWED_HOSTS")
-        headers = {**params["headers"], **tracing.outgoing_headers()}
+        headers = dict(params["headers"])
+        tracing.inject(headers)
         timeout = params["timeout_s"]
         remaining = ctx.remaining()
         if remaining is not None:

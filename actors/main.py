@@ -12,14 +12,14 @@ import sys
 from dramatiq.cli import main as dramatiq_main
 from dramatiq.cli import make_argument_parser
 
-from config import get_settings
+from config import load_settings
 from errors import ConfigError
 from logging_setup import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = get_settings()
+        settings = load_settings()
     except ConfigError as exc:
         print(f"jct: {exc}", file=sys.stderr)
         return 2

@@ -11,9 +11,9 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 import tracing
-from config import get_settings
+from errors import InvalidTraceId
 from logging_setup import log_event
-from services.attempt import begin_shutdown
+from runtime import Runtime
 from services.maintenance import maintenance_pass
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 class TraceMiddleware(Middleware):
     """Binds ``trace_id``/``task_id`` from the message options into the context variables
-    before the actor runs and clears them after, whatever the outcome."""
+    before the actor runs and clears them after, whatever the outcome. A trace id that is not
+    a UUID is logged and not bound; the claimed row's trace id is bound after the claim."""
 
     def __init__(self) -> None:
         self._tokens = threading.local()
@@ -29,7 +30,15 @@ class TraceMiddleware(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         options = message.options
         task_id = options.get("task_id") or (message.args[0] if message.args else None)
-        self._tokens.value = tracing.bind_values(trace_id=options.get("trace_id"), task_id=task_id)
+        try:
+            found = tracing.extract(options, tracing.MESSAGE)
+            trace_id, problem = (found.trace_id if found else None), None
+        except InvalidTraceId as exc:
+            trace_id, problem = None, exc
+        self._tokens.value = tracing.bind_values(trace_id=trace_id, task_id=task_id)
+        if problem is not None:
+            log_event(logger, "invalid_trace_id", f"message {message.message_id}: {problem}",
+                      level=logging.WARNING, message_id=message.message_id)
         log_event(logger, "message_received", f"{message.actor_name} message {message.message_id}",
                   message_id=message.message_id, retries=options.get("retries", 0))
 
@@ -52,7 +61,8 @@ class MaintenanceMiddleware(Middleware):
     ``JCT_DISPATCH_INTERVAL_S`` in each worker process. Passes may overlap; the rows each one
     takes are locked and marked, so no task is dispatched, rescued or uploaded twice."""
 
-    def __init__(self) -> None:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,17 +74,19 @@ class MaintenanceMiddleware(Middleware):
         self._stop.set()
 
     def _loop(self) -> None:
-        settings = get_settings()
-        while not self._stop.wait(settings.dispatch_interval_s):
-            maintenance_pass(settings)
+        while not self._stop.wait(self.rt.settings.dispatch_interval_s):
+            maintenance_pass(self.rt)
 
 
 class GracefulShutdownMiddleware(Middleware):
     """On SIGTERM, attempts in flight get ``JCT_SHUTDOWN_GRACE_S`` to finish; then they are
     interrupted at their next interruptible point and their tasks given back (``worker_shutdown``)."""
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        grace = get_settings().shutdown_grace_s
+        grace = self.rt.settings.shutdown_grace_s
         log_event(logger, "worker_stopping", f"stopping intake; in-flight attempts have {grace}s",
                   grace_s=grace)
-        begin_shutdown(grace)
+        self.rt.shutdown.begin(grace, self.rt.clock.monotonic())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from broker import PROCESS_TASK
-from config import get_settings
+from runtime import Runtime
 from services.attempt import run_task
 
 # Action failures are handled in the database (attempts, backoff); Dramatiq's own retries only
@@ -13,7 +13,13 @@ from services.attempt import run_task
 ONE_DAY_AND_AN_HOUR_MS = 25 * 3600 * 1000
 
 
-@dramatiq.actor(actor_name=PROCESS_TASK, queue_name=get_settings().queue, max_retries=20, min_backoff=1000,
-                max_backoff=60_000, time_limit=ONE_DAY_AND_AN_HOUR_MS)
-def process_task(task_id: str) -> None:
-    run_task(task_id)
+def declare_process_task(rt: Runtime) -> dramatiq.Actor[[str], None]:
+    """Declare ``process_task`` on the runtime's broker, for its queue."""
+
+    def process_task(task_id: str) -> None:
+        run_task(rt, task_id)
+
+    declare = dramatiq.actor(broker=rt.broker.dramatiq, actor_name=PROCESS_TASK,
+                             queue_name=rt.settings.queue, max_retries=20, min_backoff=1000,
+                             max_backoff=60_000, time_limit=ONE_DAY_AND_AN_HOUR_MS)
+    return declare(process_task)

@@ -1,29 +1,20 @@
-"""What ``dramatiq actors.worker`` loads: logging, the configured broker, the middleware, then
-the actors (which register on that broker when they are declared)."""
+"""What the dramatiq worker processes load (``actors.worker:broker``): the worker's runtime —
+logging first, then the configured broker with JCT's middleware — and the actor declared on it.
+
+This module is the worker's entry point: each dramatiq worker process imports it once, after
+the fork, and so builds its own runtime."""
 
 from __future__ import annotations
 
-from broker import get_broker
-from config import get_settings
-from logging_setup import configure_logging
-from models.db import init_database
+from actors.middleware import GracefulShutdownMiddleware, MaintenanceMiddleware, TraceMiddleware
+from actors.process_task import declare_process_task
+from runtime import build_runtime
 
-_settings = get_settings()
-configure_logging("worker", _settings.log_file)
-if _settings.database_url:
-    init_database(_settings.database_url)
+runtime = build_runtime("worker")
+broker = runtime.broker.dramatiq
+for middleware in (TraceMiddleware(), MaintenanceMiddleware(runtime),
+                   GracefulShutdownMiddleware(runtime)):
+    broker.add_middleware(middleware)
+process_task = declare_process_task(runtime)
 
-from actors.middleware import (  # noqa: E402
-    GracefulShutdownMiddleware,
-    MaintenanceMiddleware,
-    TraceMiddleware,
-)
-
-broker = get_broker()
-broker.add_middleware(TraceMiddleware())
-broker.add_middleware(MaintenanceMiddleware())
-broker.add_middleware(GracefulShutdownMiddleware())
-
-from actors.process_task import process_task  # noqa: E402
-
-__all__ = ["broker", "process_task"]
+__all__ = ["broker", "process_task", "runtime"]

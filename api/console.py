@@ -8,31 +8,23 @@ re-fetches the page to keep its live part current and sends cancel/retry to the 
 from __future__ import annotations
 
 import json
-import logging
 import uuid
-from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from api.console_format import ago, attrs_text, clock, filesize, format_ms, short_id, span_ms
-from api.waterfall import TERMINAL, task_waterfall, trace_waterfall
-from config import get_settings
-from errors import BadRequest, JctError, NotFound, StorageError, Unavailable
-from logging_setup import log_event
-from models import task_view
-from models.db import connection
-from models.metrics import TASK_STATUSES, count_tasks_by_status
-from models.tables import Artifact
+from api.current import runtime
+from api.waterfall import task_waterfall, trace_waterfall
+from errors import JctError
 from services import operations
-from storage.s3 import get_store, key_from_uri
-
-logger = logging.getLogger("jct.console")
+from states import TaskStatus
 
 bp = Blueprint("console", __name__)
+
+TASK_STATUSES = tuple(str(status) for status in TaskStatus)
 
 PAGE_SIZE = 50
 PREVIEW_BYTES = 512 * 1024
@@ -51,51 +43,53 @@ CONTENT_SECURITY_POLICY = (
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """The task list; one search box narrows it to a trace, a label or a name, or jumps to a task."""
-    status = request.args.get("status") or None
-    if status is not None and status not in TASK_STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(TASK_STATUSES)}")
+    status = operations.parse_status(request.args.get("status"))
     search = parse_search(request.args.get("q", ""))
     cursor = request.args.get("cursor") or None
-    page = _list_page(search, status, cursor)
-    if search.uuid and not page["tasks"] and _is_task(search.uuid):
+    rt = runtime()
+    page = operations.list_tasks(rt, status=status, trace_id=search.uuid, name=search.name,
+                                 label=search.label, limit=PAGE_SIZE, cursor=cursor)
+    if search.uuid and not page["tasks"] and operations.task_exists(rt, search.uuid):
         return redirect(url_for("console.task_page", task_id=search.uuid))
-    with connection():
-        counts = count_tasks_by_status(trace_id=search.uuid, name=search.name, label=search.label)
+    counts = operations.status_counts(rt, trace_id=search.uuid, name=search.name,
+                                      label=search.label)
     return render_template("tasks.html", page=page, status=status, search=search, counts=counts,
                            statuses=TASK_STATUSES, live=cursor is None)
 
 
 @bp.get("/ui/tasks/<task_id>")
 def task_page(task_id: str) -> ResponseReturnValue:
-    task = operations.task_story(task_id)
-    return render_template("task.html", task=task, timeline=task_waterfall(task, _now()),
-                           live=task["status"] not in TERMINAL)
+    rt = runtime()
+    task = operations.task_story(rt, task_id)
+    return render_template("task.html", task=task, timeline=task_waterfall(task, rt.clock.now()),
+                           live=not TaskStatus(task["status"]).terminal)
 
 
 @bp.get("/ui/traces/<trace_id>")
 def trace_page(trace_id: str) -> ResponseReturnValue:
-    trace = operations.trace_story(trace_id)
-    live = any(task["status"] not in TERMINAL for task in trace["tasks"])
-    return render_template("trace.html", trace=trace, timeline=trace_waterfall(trace, _now()),
+    rt = runtime()
+    trace = operations.trace_story(rt, trace_id)
+    live = any(not TaskStatus(task["status"]).terminal for task in trace["tasks"])
+    return render_template("trace.html", trace=trace, timeline=trace_waterfall(trace, rt.clock.now()),
                            live=live)
 
 
 @bp.get("/ui/artifacts/<artifact_id>")
 def artifact_page(artifact_id: str) -> ResponseReturnValue:
     """An artifact readable in the browser: a log as a table, other text as text."""
-    found = operations.find_artifact(artifact_id)
-    text, truncated = _preview(found) if _is_text(found.content_type) else (None, False)
-    return render_template("artifact.html", artifact=task_view.artifact_dict(found), text=text,
-                           truncated=truncated, records=_log_records(text))
+    rt = runtime()
+    found = operations.find_artifact(rt, artifact_id)
+    text, truncated = None, False
+    if _is_text(found["content_type"]):
+        head, truncated = operations.open_blob(rt, found).head(PREVIEW_BYTES)
+        text = head.decode("utf-8", "replace")
+    return render_template("artifact.html", artifact=found, text=text, truncated=truncated,
+                           records=_log_records(text))
 
 
-@bp.errorhandler(JctError)
 def error_page(exc: JctError) -> ResponseReturnValue:
-    """Console errors as a page (same status and code as the JSON API would give)."""
-    log_event(logger, "request_rejected" if exc.status < 500 else "request_failed",
-              f"{request.method} {request.path} -> {exc.status} {exc.code}: {exc}",
-              level=logging.ERROR if exc.status >= 500 else logging.INFO,
-              status=exc.status, error=exc.code)
+    """Console errors as a page (same status and code as the JSON API would give); the app's
+    error handler logs them and calls this for the console's routes."""
     return render_template("error.html", exc=exc, trace_id=g.get("trace_id")), exc.status
 
 
@@ -112,18 +106,6 @@ def template_helpers() -> dict[str, Any]:
     """Formatting used by every console template (only this blueprint's pages get them)."""
     return {"short": short_id, "clock": clock, "ago": ago, "duration": format_ms,
             "span_ms": span_ms, "filesize": filesize, "attrs_text": attrs_text}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _is_task(task_id: str) -> bool:
-    try:
-        operations.task_story(task_id)
-    except NotFound:
-        return False
-    return True
 
 
 # ── search and listing ─────────────────────────────────────────────────────────────────────
@@ -154,38 +136,12 @@ def parse_search(raw: str) -> Search:
     return Search(text=text, name=text)
 
 
-def _list_page(search: Search, status: str | None, cursor: str | None) -> dict[str, Any]:
-    try:
-        return operations.list_tasks(status=status, trace_id=search.uuid, name=search.name,
-                                     label=search.label, limit=PAGE_SIZE, cursor=cursor)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this console handed out") from None
-
-
 # ── artifacts ──────────────────────────────────────────────────────────────────────────────
 
 
 def _is_text(content_type: str) -> bool:
     mime = content_type.split(";", maxsplit=1)[0].strip().lower()
     return mime.startswith("text/") or mime in TEXT_TYPES or mime.endswith("+json")
-
-
-def _preview(artifact: Artifact) -> tuple[str, bool]:
-    """The first ``PREVIEW_BYTES`` of the blob as text, and whether there was more."""
-    settings = get_settings()
-    chunks = get_store(settings).stream(key_from_uri(artifact.uri, settings.s3_bucket))
-    data = bytearray()
-    try:
-        for chunk in chunks:
-            data += chunk
-            if len(data) > PREVIEW_BYTES:
-                break
-    except StorageError as exc:
-        raise Unavailable("object store unavailable", detail=str(exc)) from exc
-    finally:
-        if isinstance(chunks, Generator):
-            chunks.close()  # releases the S3 response when we stopped early
-    return bytes(data[:PREVIEW_BYTES]).decode("utf-8", "replace"), len(data) > PREVIEW_BYTES
 
 
 def _log_records(text: str | None) -> list[dict[str, Any]] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from api.current import runtime
 from api.request_body import json_body
 from errors import BadRequest, SpecInvalid
 from services.enqueue import enqueue, enqueue_batch
@@ -18,7 +19,7 @@ def enqueue_one() -> ResponseReturnValue:
     if key is not None and not 1 <= len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters")
     body = json_body()
-    result = enqueue(body, g.trace_id, idempotency_key=key)
+    result = enqueue(runtime(), body, g.trace_id, idempotency_key=key)
     response = jsonify(task_id=result.task_id, trace_id=result.trace_id, status=result.status)
     response.status_code = 202 if result.created else 200
     response.headers["Location"] = f"/tasks/{result.task_id}"
@@ -33,7 +34,7 @@ def enqueue_many() -> ResponseReturnValue:
     body = json_body()
     if not isinstance(body, dict) or "tasks" not in body:
         raise SpecInvalid("tasks", "is required: a list of task specs")
-    results = enqueue_batch(body["tasks"], g.trace_id)
+    results = enqueue_batch(runtime(), body["tasks"], g.trace_id)
     return jsonify(trace_id=g.trace_id, tasks=[
         {"task_id": r.task_id, "trace_id": r.trace_id, "status": r.status} for r in results
     ]), 202

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from models.db import connection
-from models.metrics import QueueHealth, count_tasks_by_status, get_queue_health
+from api.current import runtime
+from services import operations
+from services.operations import QueueHealth
 
 bp = Blueprint("metrics", __name__)
 
@@ -20,9 +21,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    with connection():
-        counts = count_tasks_by_status()
-        health = get_queue_health()
+    rt = runtime()
+    counts = operations.status_counts(rt)
+    health = operations.queue_health(rt)
     text = "".join((_task_counts(counts), _queue_health(health)))
     return Response(text, content_type=CONTENT_TYPE)
 

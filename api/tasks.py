@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
-from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from config import get_settings
-from errors import BadRequest, StorageError, Unavailable
-from models import task_view
+from api.current import actor, runtime
+from errors import BadRequest
 from services import operations
-from storage.s3 import get_store, key_from_uri
 from tracing import canonical_trace_id
 
 bp = Blueprint("tasks", __name__)
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-
 
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str) -> ResponseReturnValue:
-    return jsonify(operations.task_story(task_id))
+    return jsonify(operations.task_story(runtime(), task_id))
 
 
 @bp.get("/tasks")
 def list_tasks() -> ResponseReturnValue:
     args = request.args
-    status = args.get("status") or None
-    if status and status not in STATUSES:
-        raise BadRequest(f"status must be one of {STATUSES}")
+    status = operations.parse_status(args.get("status"))
     trace_id = canonical_trace_id(args["trace_id"]) if args.get("trace_id") else None
     label = None
     if args.get("label"):
@@ -45,58 +38,41 @@ def list_tasks() -> ResponseReturnValue:
         raise BadRequest(f"bad query parameter: {exc}") from None
     if not 1 <= limit <= 500:
         raise BadRequest("limit must be 1 to 500")
-    try:
-        page = operations.list_tasks(status=status, trace_id=trace_id, name=args.get("name"),
-                                     label=label, since=since, limit=limit,
-                                     cursor=args.get("cursor") or None)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this API handed out") from None
-    return jsonify(page)
+    return jsonify(operations.list_tasks(runtime(), status=status, trace_id=trace_id,
+                                         name=args.get("name"), label=label, since=since,
+                                         limit=limit, cursor=args.get("cursor") or None))
 
 
 @bp.get("/traces/<trace_id>")
 def get_trace(trace_id: str) -> ResponseReturnValue:
-    return jsonify(operations.trace_story(trace_id))
+    return jsonify(operations.trace_story(runtime(), trace_id))
 
 
 @bp.post("/tasks/<task_id>/cancel")
 def cancel(task_id: str) -> ResponseReturnValue:
-    status = operations.cancel(task_id, g.actor)
+    status = operations.cancel(runtime(), task_id, actor())
     return jsonify(task_id=task_id, status=status, cancel_requested=status == "running"), 202
 
 
 @bp.post("/tasks/<task_id>/retry")
 def retry(task_id: str) -> ResponseReturnValue:
-    trace_id = operations.retry(task_id, g.actor)
+    trace_id = operations.retry(runtime(), task_id, actor())
     return jsonify(task_id=task_id, trace_id=trace_id, status="queued"), 202
 
 
 @bp.get("/artifacts/<artifact_id>")
 def artifact(artifact_id: str) -> ResponseReturnValue:
-    return jsonify(task_view.artifact_dict(operations.find_artifact(artifact_id)))
+    return jsonify(operations.find_artifact(runtime(), artifact_id))
 
 
 @bp.get("/artifacts/<artifact_id>/content")
 def artifact_content(artifact_id: str) -> ResponseReturnValue:
-    found = operations.find_artifact(artifact_id)
-    if found.status == "pending":
-        raise Unavailable("the blob is kept on the worker until the object store takes it",
-                          detail={"status": "pending", "pending_path": found.pending_path})
-    settings = get_settings()
-    chunks = get_store(settings).stream(key_from_uri(found.uri, settings.s3_bucket))
-    try:
-        first = next(chunks, b"")
-    except StorageError as exc:
-        raise Unavailable("object store unavailable", detail=str(exc)) from exc
-
-    def body() -> Iterator[bytes]:
-        yield first
-        yield from chunks
-
-    response = Response(stream_with_context(body()), content_type=found.content_type)
-    response.headers["Content-Disposition"] = f'inline; filename="{found.name}"'
+    content = operations.open_artifact(runtime(), artifact_id)
+    found = content.artifact
+    response = Response(stream_with_context(content.chunks), content_type=found["content_type"])
+    response.headers["Content-Disposition"] = f'inline; filename="{found["name"]}"'
     # Blobs hold whatever a downstream answered: never let one run script on this origin.
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response.headers["Content-Length"] = str(found.size)
+    response.headers["Content-Length"] = str(found["size"])
     return response

@@ -10,9 +10,7 @@ from typing import Any
 from flask import url_for
 
 from api.console_format import at, clock, format_ms, ms_between, short_id
-
-TERMINAL = ("done", "failed", "cancelled")
-
+from states import TaskStatus
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def task_waterfall(task: dict[str, Any], now: datetime) -> Waterfall:
     start = at(task["created_at"]) or now
     moments = [start, *_instants([task], "finished_at"), *_instants(task["events"], "ts"),
                *_instants(task["jobs"], "finished_at"), *_instants(task["actions"], "completed_at")]
-    if task["status"] not in TERMINAL:
+    if not TaskStatus(task["status"]).terminal:
         moments.append(now)
     axis = Axis(start, max(moments))
     rows = [_wait_row(task, axis)]
@@ -144,7 +142,7 @@ def trace_waterfall(trace: dict[str, Any], now: datetime) -> Waterfall:
     tasks = trace["tasks"]
     start = min(_instants(tasks, "created_at"), default=now)
     moments = [start, *_instants(tasks, "finished_at"), *_instants(trace["timeline"], "ts")]
-    if any(task["status"] not in TERMINAL for task in tasks):
+    if any(not TaskStatus(task["status"]).terminal for task in tasks):
         moments.append(now)
     axis = Axis(start, max(moments))
     rows: list[Row] = []

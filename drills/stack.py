@@ -40,7 +40,7 @@ def _is_dramatiq(process: psutil.Process) -> bool:
         command = process.cmdline()
     except psutil.Error:
         return False
-    return "actors.worker" in command  # python -m actors.main actors.worker …
+    return any(arg.startswith("actors.worker") for arg in command)  # actors.main actors.worker:broker
 
 
 def dramatiq_main(stack: Stack) -> psutil.Process | None:

@@ -1,87 +1,129 @@
-"""The one database handle: a pooled peewee database over psycopg 3, initialised from settings,
-and the policy for riding out a database that goes away."""
+"""The database handle: a pooled peewee database over psycopg 3, one per runtime.
+
+Everything above ``models/`` speaks in domain terms; this module is where SQL meets the wire.
+A server that goes away surfaces as ``Unavailable`` (one error type for the layers above),
+after this thread's dead connection and the idle pooled ones are dropped.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from datetime import datetime
+from typing import Any
 
 import peewee
 from playhouse.postgres_ext import PooledPostgresqlExtDatabase
 
 from errors import Unavailable
-from logging_setup import log_event
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
-
-database = PooledPostgresqlExtDatabase(
-    None, max_connections=32, stale_timeout=300, timeout=10,
-)
+Params = Mapping[str, Any] | Sequence[Any] | None
 
 
-def init_database(url: str) -> None:
-    """Point the handle at ``url`` (``postgresql://…``, including Unix-socket ``?host=`` URLs)."""
-    if database.database is not None:
-        database.close_all()  # pooled connections belong to the old target
-    database.init(url, max_connections=32, stale_timeout=300, timeout=10, connect_timeout=5,
-                  application_name="jct")
+def _unavailable(exc: BaseException) -> Unavailable:
+    return Unavailable("database unreachable", detail=str(exc).strip()[:200])
 
 
-def reset_connection() -> None:
-    """After the server went away: drop this thread's dead connection and the idle pooled ones.
-    Other threads' connections are left alone; they fail and reset on their own."""
-    with contextlib.suppress(*CONNECTION_ERRORS):  # close() forgets it even when closing fails
-        database.close()
-    database.close_idle()
+def json_value(value: Any) -> Any:
+    """A column value as JSON-ready data (timestamps as ISO 8601, UUIDs as text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
-@contextmanager
-def connection() -> Iterator[peewee.Database]:
-    """A pooled connection for a unit of work; database outages become ``Unavailable``."""
-    try:
-        opened = database.connect(reuse_if_open=True)
-    except CONNECTION_ERRORS as exc:
-        raise Unavailable("database unreachable", detail=str(exc).strip()[:200]) from exc
-    try:
-        yield database
-    except CONNECTION_ERRORS as exc:
-        reset_connection()
-        raise Unavailable("database unreachable", detail=str(exc).strip()[:200]) from exc
-    finally:
-        if opened and not database.is_closed():
-            try:
-                database.close()
-            except CONNECTION_ERRORS:
-                reset_connection()
+class Database:
+    """A connection pool to one PostgreSQL database, with the unit-of-work and transaction
+    boundaries the data layer uses."""
 
+    def __init__(self, url: str, *, max_connections: int = 32) -> None:
+        self.url = url
+        # peewee parses ``postgresql://…`` URLs itself only through playhouse.db_url; psycopg
+        # takes the URL as its conninfo, which also covers Unix-socket ``?host=/dir`` URLs.
+        self._db = PooledPostgresqlExtDatabase(
+            url, max_connections=max_connections, stale_timeout=300, timeout=10,
+            connect_timeout=5, application_name="jct", autoconnect=True)
 
-def retrying(what: str, write: Callable[[], T], *, for_s: float) -> T:
-    """Run ``write`` (one transaction), retrying through a database outage for up to ``for_s``
-    seconds with backoff; then the error stands. For a worker's bookkeeping, whose lease would
-    otherwise run out and hand a healthy attempt to the rescuer."""
-    deadline = time.monotonic() + for_s
-    delay = 0.2
-    while True:
+    # ── units of work ──────────────────────────────────────────────────────────────────────
+
+    @contextmanager
+    def connection(self) -> Iterator[Database]:
+        """A pooled connection held for a unit of work (returned to the pool after it)."""
         try:
-            return write()
+            opened = self._db.connect(reuse_if_open=True)
         except CONNECTION_ERRORS as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log_event(logger, "db_write_retry", f"{what}: database unreachable, retrying in "
-                      f"{delay:.1f}s ({str(exc).strip()[:120]})", level=logging.WARNING)
-            reset_connection()
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            raise _unavailable(exc) from exc
+        try:
+            yield self
+        except CONNECTION_ERRORS as exc:
+            self.reset()
+            raise _unavailable(exc) from exc
+        finally:
+            if opened and not self._db.is_closed():
+                try:
+                    self._db.close()
+                except CONNECTION_ERRORS:
+                    self.reset()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One transaction (a savepoint when nested); a lost server becomes ``Unavailable``."""
+        try:
+            with self._db.atomic():
+                yield self
+        except CONNECTION_ERRORS as exc:
+            self.reset()
+            raise _unavailable(exc) from exc
 
-def ping() -> None:
-    """One round trip; raises ``Unavailable`` when the server cannot be reached."""
-    with connection() as db:
-        db.execute_sql("SELECT 1")
+    # ── statements ─────────────────────────────────────────────────────────────────────────
+
+    def execute(self, sql: str, params: Params = None) -> Any:
+        """Run one statement; returns the psycopg cursor."""
+        try:
+            return self._db.execute_sql(sql, params)
+        except CONNECTION_ERRORS as exc:
+            if self._db.in_transaction():
+                raise  # the transaction's boundary resets and translates it once
+            self.reset()
+            raise _unavailable(exc) from exc
+
+    def one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        return list(self.execute(sql, params).fetchall())
+
+    def dicts(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """Rows as ``{column: JSON-ready value}``."""
+        cursor = self.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        return [{name: json_value(value) for name, value in zip(names, row, strict=True)}
+                for row in cursor.fetchall()]
+
+    def ping(self) -> None:
+        """One round trip; raises ``Unavailable`` when the server cannot be reached."""
+        with self.connection():
+            self.execute("SELECT 1")
+
+    # ── connection housekeeping ────────────────────────────────────────────────────────────
+
+    def reset(self) -> None:
+        """After the server went away: drop this thread's dead connection and the idle pooled
+        ones. Other threads' connections fail and reset on their own."""
+        with contextlib.suppress(*CONNECTION_ERRORS):  # close() forgets it even when it fails
+            self._db.close()
+        self._db.close_idle()
+
+    def close(self) -> None:
+        """Close every pooled connection (the runtime is done)."""
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self._db.close_all()
+
+    @property
+    def peewee(self) -> peewee.Database:
+        """The underlying peewee database (for binding models in the schema check)."""
+        return self._db

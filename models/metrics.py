@@ -1,18 +1,10 @@
-"""Aggregates for ``GET /metrics`` and the console's status counts: one round trip each.
-
-Counts come from the database rather than from process memory because the API runs as several
-gunicorn workers: only the system of record gives every scrape the same answer.
-"""
+"""Aggregates for ``GET /metrics`` and alerting: how the queue is doing, one round trip."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg.types.json import Jsonb
-
-from models.db import database
-
-TASK_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+from models.db import Database
 
 
 @dataclass(frozen=True)
@@ -25,32 +17,6 @@ class QueueHealth:
     expired_leases: int
 
 
-def count_tasks_by_status(*, trace_id: str | None = None, name: str | None = None,
-                          label: tuple[str, str] | None = None) -> dict[str, int]:
-    """Every status of the state machine, zero included, so a series never disappears.
-
-    The optional filters are the task list's, so the console's counts match the rows it shows.
-    """
-    clauses: list[str] = ["TRUE"]  # only these fixed fragments are joined into the SQL
-    params: list[object] = []
-    if trace_id:
-        clauses.append("trace_id = %s")
-        params.append(trace_id)
-    if name:
-        clauses.append("name = %s")
-        params.append(name)
-    if label:
-        clauses.append("labels @> %s")
-        params.append(Jsonb({label[0]: label[1]}))
-    counts = dict.fromkeys(TASK_STATUSES, 0)
-    rows = database.execute_sql(
-        f"SELECT status, count(*) FROM tasks WHERE {' AND '.join(clauses)} GROUP BY status", params
-    ).fetchall()
-    for status, count in rows:
-        counts[str(status)] = int(count)
-    return counts
-
-
 _QUEUE_HEALTH = """
 SELECT
   (SELECT coalesce(EXTRACT(EPOCH FROM now() - min(run_after)), 0)
@@ -60,8 +26,9 @@ SELECT
 """
 
 
-def get_queue_health() -> QueueHealth:
-    """Uses the partial indexes on queued tasks and running jobs, so it stays cheap."""
-    row = database.execute_sql(_QUEUE_HEALTH).fetchone()
+def get_queue_health(db: Database) -> QueueHealth:
+    """Uses the partial indexes on queued tasks and running attempts, so it stays cheap."""
+    row = db.one(_QUEUE_HEALTH)
+    assert row is not None  # an aggregate always returns its one row
     return QueueHealth(oldest_due_queued_age_s=max(0.0, float(row[0])), running_jobs=int(row[1]),
                        expired_leases=int(row[2]))

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from actions import get_action
 from actions.base import ActionContext, ActionResult
@@ -22,12 +22,15 @@ from errors import (
     TaskCancelled,
 )
 from logging_setup import log_event
-from models import records
-from models.transitions import ClaimedAttempt
-from services.artifacts import bookkeeping, store_or_spool
+from models import invocations
+from models.state_machine import Attempt
+from runtime import Runtime
+from services.artifacts import store_or_spool
 from services.spec import inputs_hash
+from services.write_policy import within_lease
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,12 @@ class AttemptResult:
 
 
 class ActionRunner:
-    def __init__(self, attempt: ClaimedAttempt, *, allowed_hosts: tuple[str, ...],
+    def __init__(self, rt: Runtime, attempt: Attempt, *,
                  stop_reason: Callable[[], str | None]) -> None:
-        self.attempt = attempt
+        self.rt, self.attempt = rt, attempt
         deadline = time.monotonic() + attempt.timeout_s if attempt.timeout_s else None
         self.ctx = ActionContext(deadline=deadline, stop_reason=stop_reason,
-                                 allowed_hosts=allowed_hosts)
+                                 allowed_hosts=rt.settings.http_allowed_hosts)
 
     def run(self) -> AttemptResult:
         for index, step in enumerate(self.attempt.spec["steps"]):
@@ -64,9 +67,9 @@ class ActionRunner:
         return AttemptResult()
 
     def _run_step(self, index: int, name: str, params: dict[str, Any]) -> AttemptResult | None:
-        attempt = self.attempt
-        invocation_id = bookkeeping(f"start step {index}", lambda: records.start_invocation(
-            attempt.task_id, attempt.job_id, attempt.trace_id, step=index, action_name=name,
+        attempt, db = self.attempt, self.rt.db
+        invocation_id = self._write(f"start step {index}", lambda: invocations.start_invocation(
+            db, attempt.task_id, attempt.id, attempt.trace_id, step=index, action_name=name,
             inputs_hash=inputs_hash(params)))
         log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
                   invocation_id=invocation_id)
@@ -74,8 +77,8 @@ class ActionRunner:
         outcome, result = self._call(name, params, index)
         report_id = self._store_report(index, result) if result is not None else None
         error = outcome.error if outcome else None
-        bookkeeping(f"finish step {index}", lambda: records.finish_invocation(
-            invocation_id, error=error, result_artifact_id=report_id,
+        self._write(f"finish step {index}", lambda: invocations.finish_invocation(
+            db, invocation_id, error=error, result_artifact_id=report_id,
             downstream_status=result.downstream_status if result else None))
         log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
                   level=logging.WARNING if error else logging.INFO, step=index, action=name,
@@ -106,8 +109,12 @@ class ActionRunner:
             return AttemptResult(error=f"step {index} ({name}): {type(exc).__name__}: {exc}",
                                  retryable=True), None
 
+    def _write(self, what: str, write: Callable[[], T]) -> T:
+        return within_lease(what, write, lease_s=self.rt.settings.lease_s)
+
     def _store_report(self, index: int, result: ActionResult) -> str | None:
         if result.report is None:
             return None
-        return store_or_spool(self.attempt, kind="report", name=f"step-{index}-{result.report_name}",
-                              data=result.report, content_type=result.report_content_type)
+        return store_or_spool(self.rt, self.attempt, kind="report",
+                              name=f"step-{index}-{result.report_name}", data=result.report,
+                              content_type=result.report_content_type)

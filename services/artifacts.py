@@ -1,118 +1,120 @@
 """Storing attempt artifacts: upload the blob with its trace metadata, then reference it in a row.
 
-When the object store refuses the attempt's log blob (S3 down), the blob is kept under
-``$JCT_HOME/spool/<key>`` and its row is ``pending``; ``upload_pending`` stores it once S3 answers
-again. No log is lost.
+When the object store refuses a blob (S3 down), it is kept under ``$JCT_HOME/spool/<key>`` and
+its row is ``pending``; ``upload_pending`` stores it once S3 answers again. No log is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from config import get_settings
 from errors import StorageError
 from logging_setup import log_event
-from models import records
-from models.db import connection, database, retrying
-from models.transitions import ClaimedAttempt
-from storage.s3 import get_store, key_from_uri, object_key
+from models import artifacts as rows
+from models.state_machine import Attempt
+from runtime import Runtime
+from services.write_policy import within_lease
+from states import Event
+from storage.s3 import key_from_uri, object_key
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
-
-def bookkeeping(what: str, write: Callable[[], T]) -> T:
-    """An attempt's own row writes ride out a database outage for as long as its lease lasts;
-    past that the rescuer owns the task anyway."""
-    return retrying(what, write, for_s=get_settings().lease_s)
+# An uploader that took a pending blob and died leaves it marked; after this long it is due again.
+UPLOAD_CLAIM_WINDOW_S = 300.0
 
 
 def _metadata(trace_id: str, task_id: str, job_id: str | None, kind: str) -> dict[str, str]:
     return {"trace-id": trace_id, "task-id": task_id, "job-id": job_id or "", "kind": kind}
 
 
-def _blob_row(attempt: ClaimedAttempt, *, kind: str, name: str, uri: str, data: bytes,
-              content_type: str) -> records.StoredBlob:
-    return records.StoredBlob(
-        task_id=attempt.task_id, job_id=attempt.job_id, trace_id=attempt.trace_id, kind=kind,
+def _blob_row(attempt: Attempt, *, kind: str, name: str, uri: str, data: bytes,
+              content_type: str) -> rows.StoredBlob:
+    return rows.StoredBlob(
+        task_id=attempt.task_id, job_id=attempt.id, trace_id=attempt.trace_id, kind=kind,
         name=name, uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
         content_type=content_type)
 
 
-def store_blob(attempt: ClaimedAttempt, *, kind: str, name: str, data: bytes,
+def store_blob(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data: bytes,
                content_type: str) -> str:
     """Upload and reference one blob; returns the artifact id. Raises ``StorageError``."""
-    settings = get_settings()
-    key = object_key(attempt.trace_id, attempt.task_id, attempt.job_id, name)
-    put = get_store(settings).put(key, data, content_type=content_type,
-                                  metadata=_metadata(attempt.trace_id, attempt.task_id,
-                                                     attempt.job_id, kind))
+    key = object_key(attempt.trace_id, attempt.task_id, attempt.id, name)
+    put = rt.store.put(key, data, content_type=content_type,
+                       metadata=_metadata(attempt.trace_id, attempt.task_id, attempt.id, kind))
     row = _blob_row(attempt, kind=kind, name=name, uri=put.uri, data=data, content_type=content_type)
-    artifact_id = bookkeeping(f"reference {name}", lambda: records.insert_artifact(row))
-    log_event(logger, "artifact_stored", f"{kind} {name} stored at {put.uri}",
+    artifact_id = within_lease(f"reference {name}", lambda: rows.insert_artifact(rt.db, row),
+                               lease_s=rt.settings.lease_s)
+    log_event(logger, str(Event.ARTIFACT_STORED), f"{kind} {name} stored at {put.uri}",
               artifact_id=artifact_id, kind=kind, uri=put.uri, size=put.size)
     return artifact_id
 
 
-def spool_dir() -> Path:
-    return get_settings().home / "spool"
+def spool_dir(rt: Runtime) -> Path:
+    return rt.settings.home / "spool"
 
 
-def store_or_spool(attempt: ClaimedAttempt, *, kind: str, name: str, data: bytes,
+def store_or_spool(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data: bytes,
                    content_type: str) -> str:
     """``store_blob``, or when the store refuses: keep the blob under ``spool_dir()`` with a
     ``pending`` row that ``upload_pending`` completes once S3 answers. Returns the artifact id."""
     try:
-        return store_blob(attempt, kind=kind, name=name, data=data, content_type=content_type)
+        return store_blob(rt, attempt, kind=kind, name=name, data=data, content_type=content_type)
     except StorageError as exc:
-        settings = get_settings()
-        key = object_key(attempt.trace_id, attempt.task_id, attempt.job_id, name)
-        path = spool_dir() / key
+        key = object_key(attempt.trace_id, attempt.task_id, attempt.id, name)
+        path = spool_dir(rt) / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        row = _blob_row(attempt, kind=kind, name=name, uri=f"s3://{settings.s3_bucket}/{key}",
+        row = _blob_row(attempt, kind=kind, name=name, uri=f"s3://{rt.settings.s3_bucket}/{key}",
                         data=data, content_type=content_type)
-        artifact_id = bookkeeping(f"reference pending {name}",
-                                  lambda: records.insert_artifact(row, pending_path=str(path)))
-        log_event(logger, "artifact_pending",
+        artifact_id = within_lease(
+            f"reference pending {name}",
+            lambda: rows.insert_artifact(rt.db, row, pending_path=str(path)),
+            lease_s=rt.settings.lease_s)
+        log_event(logger, str(Event.ARTIFACT_PENDING),
                   f"{kind} {name} not uploaded ({exc}); kept at {path}, will upload when S3 answers",
                   level=logging.WARNING, artifact_id=artifact_id, pending_path=str(path))
         return artifact_id
 
 
-def store_attempt_log(attempt: ClaimedAttempt, lines: list[str]) -> str:
+def store_attempt_log(rt: Runtime, attempt: Attempt, lines: list[str]) -> str:
     """The attempt's log lines as ``worker.log.jsonl`` (spooled if S3 refuses)."""
-    return store_or_spool(attempt, kind="log", name="worker.log.jsonl",
+    return store_or_spool(rt, attempt, kind="log", name="worker.log.jsonl",
                           data=("\n".join(lines) + "\n").encode(),
                           content_type="application/x-ndjson")
 
 
-def upload_pending(limit: int = 20) -> int:
-    """Upload this host's spooled blobs; returns how many were stored now."""
-    settings = get_settings()
-    store = get_store(settings)
-    done: list[Path] = []
-    with connection(), database.atomic():
-        for pending in records.claim_pending_artifacts(str(spool_dir()), limit):
-            path = Path(pending.pending_path)
-            if not path.exists():
-                continue
-            key = key_from_uri(pending.uri, settings.s3_bucket)
-            try:
-                store.put(key, path.read_bytes(), content_type=pending.content_type,
-                          metadata=_metadata(pending.trace_id, pending.task_id, pending.job_id,
-                                             pending.kind))
-            except StorageError:
-                break  # still down; the next pass tries again
-            records.mark_artifact_stored(pending)
-            done.append(path)
-            log_event(logger, "artifact_stored", f"pending {pending.kind} uploaded to {pending.uri}",
-                      trace_id=pending.trace_id, task_id=pending.task_id,
-                      artifact_id=pending.artifact_id, late=True)
-    for path in done:  # only once the rows say "stored"
-        path.unlink(missing_ok=True)
-    return len(done)
+def upload_pending(rt: Runtime, limit: int = 20) -> int:
+    """Upload this host's spooled blobs; returns how many were stored now.
+
+    Three steps so that no transaction is open across a network call: take (and mark) the
+    rows in one short transaction, upload with none open, then mark each stored in its own.
+    """
+    settings = rt.settings
+    with rt.db.connection():
+        taken = rows.claim_pending_artifacts(rt.db, str(spool_dir(rt)),
+                                             window_s=UPLOAD_CLAIM_WINDOW_S, limit=limit)
+    stored = 0
+    for index, pending in enumerate(taken):
+        path = Path(pending.pending_path)
+        if not path.exists():
+            continue
+        try:
+            rt.store.put(key_from_uri(pending.uri, settings.s3_bucket), path.read_bytes(),
+                         content_type=pending.content_type,
+                         metadata=_metadata(pending.trace_id, pending.task_id, pending.job_id,
+                                            pending.kind))
+        except StorageError:
+            # Still down: give the rest back for the next pass.
+            with rt.db.connection():
+                rows.release_pending_artifacts(rt.db, [p.artifact_id for p in taken[index:]])
+            break
+        with rt.db.connection():
+            rows.mark_artifact_stored(rt.db, pending)
+        path.unlink(missing_ok=True)  # only once the row says "stored"
+        stored += 1
+        log_event(logger, str(Event.ARTIFACT_STORED), f"pending {pending.kind} uploaded to {pending.uri}",
+                  trace_id=pending.trace_id, task_id=pending.task_id,
+                  artifact_id=pending.artifact_id, late=True)
+    return stored

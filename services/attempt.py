@@ -3,40 +3,27 @@ the log blob, finish (fenced), and schedule the retry if one is due."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import random
-import socket
 import threading
-import time
 from collections.abc import Callable
 
-from config import Settings, get_settings
-from logging_setup import attempt_logs, log_event
-from models import transitions
-from models.db import CONNECTION_ERRORS, connection, reset_connection
-from models.transitions import ClaimedAttempt, FenceLost
+import tracing
+from config import Settings
+from errors import Unavailable
+from logging_setup import log_event
+from models import leases, state_machine
+from models.state_machine import Attempt, FenceLost
+from models.tasks import cancel_requested
+from runtime import Runtime
 from services.action_runner import ActionRunner, AttemptResult
-from services.artifacts import bookkeeping, store_attempt_log
-from services.enqueue import dispatch
-from tracing import bound
+from services.artifacts import store_attempt_log
+from services.dispatch import dispatch
+from services.write_policy import within_lease
+from states import Event, TaskStatus
 
 logger = logging.getLogger(__name__)
-
-
-class _Shutdown:
-    """Set once when this worker process is asked to stop; attempts still running after the
-    grace period are interrupted at their next interruptible point and given back."""
-
-    deadline: float | None = None
-
-
-def begin_shutdown(grace_s: float) -> None:
-    _Shutdown.deadline = time.monotonic() + grace_s
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def retry_delay_s(settings: Settings, attempt: int) -> float:
@@ -45,79 +32,92 @@ def retry_delay_s(settings: Settings, attempt: int) -> float:
     return min(settings.retry_backoff_max_s, base * random.uniform(0.5, 1.5))
 
 
-def run_task(task_id: str) -> str | None:
+def run_task(rt: Runtime, task_id: str) -> TaskStatus | None:
     """Claim and run ``task_id`` if it is claimable; returns the task's status after, or None."""
-    settings = get_settings()
-    with connection():
-        attempt = transitions.claim_task(worker_name(), settings.lease_s, task_id)
+    with rt.db.connection():
+        attempt = state_machine.claim_task(rt.db, rt.worker_name, rt.settings.lease_s, task_id)
         if attempt is None:
             log_event(logger, "duplicate_delivery",
                       f"task {task_id} is not claimable (running elsewhere, finished or not due); "
                       "message acknowledged")
             return None
-        with bound(job_id=attempt.job_id):
-            return _run_attempt(settings, attempt)
+        _check_trace(attempt)
+        with tracing.bound(trace_id=attempt.trace_id, job_id=attempt.id):
+            return _run_attempt(rt, attempt)
 
 
-def _run_attempt(settings: Settings, attempt: ClaimedAttempt) -> str | None:
-    attempt_logs.start(attempt.job_id)
-    log_event(logger, "task_claimed", f"attempt {attempt.attempt}/{attempt.max_attempts} claimed "
-              f"by {worker_name()}", attempt=attempt.attempt, worker=worker_name())
-    with _Heartbeat(attempt.job_id, settings.lease_s) as heartbeat:
-        result = ActionRunner(attempt, allowed_hosts=settings.http_allowed_hosts,
-                              stop_reason=_stop_probe(attempt.task_id, heartbeat)).run()
+def _check_trace(attempt: Attempt) -> None:
+    """The row's trace id is the truth; a message that said otherwise is logged."""
+    said = tracing.trace_id_var.get()
+    if said is not None and said != attempt.trace_id:
+        log_event(logger, "trace_mismatch", f"message carried trace {said}; the task's row says "
+                  f"{attempt.trace_id}, which is used", level=logging.WARNING,
+                  message_trace_id=said, row_trace_id=attempt.trace_id)
+
+
+def _run_attempt(rt: Runtime, attempt: Attempt) -> TaskStatus | None:
+    rt.attempt_logs.start(attempt.id)
+    log_event(logger, str(Event.TASK_CLAIMED), f"attempt {attempt.number}/{attempt.max_attempts} "
+              f"claimed by {rt.worker_name}", attempt=attempt.number, worker=rt.worker_name)
+    with _Heartbeat(rt, attempt.id) as heartbeat:
+        result = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, attempt.task_id,
+                                                                   heartbeat)).run()
     log_event(logger, "attempt_finished",
-              f"attempt {attempt.attempt} {'ok' if result.error is None else 'failed'}",
-              attempt=attempt.attempt, error=result.error)
-    store_attempt_log(attempt, attempt_logs.take(attempt.job_id))
-    return _finish(settings, attempt, result)
+              f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
+              attempt=attempt.number, error=result.error)
+    store_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
+    return _finish(rt, attempt, result)
 
 
-def _finish(settings: Settings, attempt: ClaimedAttempt, result: AttemptResult) -> str | None:
+def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult) -> TaskStatus | None:
     if result.interrupted:
-        return _give_back(attempt, result.interrupted)
-    delay = retry_delay_s(settings, attempt.attempt)
+        return _give_back(rt, attempt, result.interrupted)
+    delay = retry_delay_s(rt.settings, attempt.number)
     try:
-        outcome = bookkeeping("finish attempt", lambda: transitions.finish_attempt(
-            attempt, error=result.error, retryable=result.retryable, retry_delay_s=delay,
-            cancelled=result.cancelled))
+        end = within_lease("finish attempt", lambda: state_machine.finish_attempt(
+            rt.db, attempt, error=result.error, retryable=result.retryable, retry_delay_s=delay,
+            cancelled=result.cancelled), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        log_event(logger, "attempt_fenced", f"finish refused: {exc}", level=logging.WARNING)
+        log_event(logger, str(Event.ATTEMPT_FENCED), f"finish refused: {exc}", level=logging.WARNING)
         return None
-    if outcome.task_status == "queued":
-        log_event(logger, "retry_scheduled", f"attempt {attempt.attempt} failed; retry in {delay:.1f}s",
+    if end.task_status is TaskStatus.QUEUED:
+        log_event(logger, str(Event.RETRY_SCHEDULED),
+                  f"attempt {attempt.number} failed; retry in {delay:.1f}s",
                   level=logging.WARNING, error=result.error, delay_s=round(delay, 3))
-        dispatch(attempt.task_id, attempt.trace_id, delay_s=delay)
-    elif outcome.task_status == "done":
-        log_event(logger, "task_done", f"task done after {attempt.attempt} attempt(s)")
-    elif outcome.task_status == "cancelled":
-        log_event(logger, "task_cancelled", "task cancelled while running", level=logging.WARNING)
+        dispatch(rt, attempt.task_id, attempt.trace_id, delay_s=delay)
+    elif end.task_status is TaskStatus.DONE:
+        log_event(logger, str(Event.TASK_DONE), f"task done after {attempt.number} attempt(s)")
+    elif end.task_status is TaskStatus.CANCELLED:
+        log_event(logger, str(Event.TASK_CANCELLED), "task cancelled while running",
+                  level=logging.WARNING)
     else:
-        log_event(logger, "task_failed", f"task failed: {result.error}", level=logging.ERROR,
-                  error=result.error)
-    return outcome.task_status
+        log_event(logger, str(Event.TASK_FAILED), f"task failed: {result.error}",
+                  level=logging.ERROR, error=result.error)
+    return end.task_status
 
 
-def _give_back(attempt: ClaimedAttempt, reason: str) -> str | None:
+def _give_back(rt: Runtime, attempt: Attempt, reason: str) -> TaskStatus | None:
     """Interrupted by shutdown: requeue for another worker. A lost lease: the rescuer already
     decided, so there is nothing of ours to write."""
     if reason == "lease_lost":
-        log_event(logger, "attempt_fenced", "lease lost while running; the rescuer owns the task",
-                  level=logging.WARNING)
+        log_event(logger, str(Event.ATTEMPT_FENCED),
+                  "lease lost while running; the rescuer owns the task", level=logging.WARNING)
         return None
     try:
-        bookkeeping("give back attempt", lambda: transitions.give_back_attempt(attempt, reason))
+        within_lease("give back attempt", lambda: state_machine.give_back_attempt(
+            rt.db, attempt, Event(reason)), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        log_event(logger, "attempt_fenced", f"give-back refused: {exc}", level=logging.WARNING)
+        log_event(logger, str(Event.ATTEMPT_FENCED), f"give-back refused: {exc}",
+                  level=logging.WARNING)
         return None
-    log_event(logger, reason, f"attempt {attempt.attempt} interrupted by {reason}; task requeued",
+    log_event(logger, reason, f"attempt {attempt.number} interrupted by {reason}; task requeued",
               level=logging.WARNING)
-    dispatch(attempt.task_id, attempt.trace_id)
-    return "queued"
+    dispatch(rt, attempt.task_id, attempt.trace_id)
+    return TaskStatus.QUEUED
 
 
-def _stop_probe(task_id: str, heartbeat: _Heartbeat, every_s: float = 1.0
-                ) -> Callable[[], str | None]:
+def _stop_probe(rt: Runtime, task_id: str, heartbeat: _Heartbeat,
+                every_s: float = 1.0) -> Callable[[], str | None]:
     """Why the attempt must stop now, if it must: lost lease, shutdown past grace, or an
     operator's cancel (asked of the database at most once a second)."""
     state = {"at": 0.0, "cancelled": False}
@@ -125,15 +125,13 @@ def _stop_probe(task_id: str, heartbeat: _Heartbeat, every_s: float = 1.0
     def probe() -> str | None:
         if heartbeat.lost.is_set():
             return "lease_lost"
-        if _Shutdown.deadline is not None and time.monotonic() >= _Shutdown.deadline:
-            return "worker_shutdown"
-        now = time.monotonic()
+        now = rt.clock.monotonic()
+        if rt.shutdown.past_grace(now):
+            return str(Event.WORKER_SHUTDOWN)
         if not state["cancelled"] and now - state["at"] >= every_s:
             state["at"] = now
-            try:
-                state["cancelled"] = transitions.cancel_requested(task_id)
-            except CONNECTION_ERRORS:  # unknown for now: keep working, ask again next time
-                reset_connection()
+            with contextlib.suppress(Unavailable):  # unknown for now: ask again next time
+                state["cancelled"] = cancel_requested(rt.db, task_id)
         return "cancelled" if state["cancelled"] else None
 
     return probe
@@ -143,11 +141,11 @@ class _Heartbeat:
     """Renews the attempt's lease every third of its length while the steps run; sets ``lost``
     when the attempt is no longer ours (the rescuer took it)."""
 
-    def __init__(self, job_id: str, lease_s: float) -> None:
-        self.job_id, self.lease_s = job_id, lease_s
+    def __init__(self, rt: Runtime, attempt_id: str) -> None:
+        self.rt, self.attempt_id = rt, attempt_id
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id[:8]}",
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{attempt_id[:8]}",
                                         daemon=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -159,12 +157,13 @@ class _Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
+        lease_s = self.rt.settings.lease_s
+        while not self._stop.wait(lease_s / 3):
             try:
-                with connection():
-                    if not transitions.renew_lease(self.job_id, self.lease_s):
+                with self.rt.db.connection():
+                    if not leases.renew_lease(self.rt.db, self.attempt_id, lease_s):
                         self.lost.set()
                         return
             except Exception as exc:  # the rescuer decides; a missed beat is only logged
                 log_event(logger, "heartbeat_failed", f"lease renewal failed: {exc}",
-                          level=logging.WARNING, job_id=self.job_id)
+                          level=logging.WARNING, job_id=self.attempt_id)

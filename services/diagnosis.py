@@ -1,11 +1,12 @@
-"""Why a task is where it is: a stable code and one sentence an operator can act on."""
+"""Why a task is where it is: a stable code and one sentence an operator can act on.
+
+Pure: it reads the task as ``models.views.get_task`` returns it, the time, and how many tasks
+are ahead of a queued one (the caller asks the database; this module asks nothing)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from models.task_view import queued_ahead
 
 
 def _ago(stamp: str | None, now: datetime) -> str:
@@ -19,12 +20,11 @@ def _last(events: list[dict[str, Any]], *names: str) -> dict[str, Any] | None:
     return next((e for e in reversed(events) if e["event"] in names), None)
 
 
-def diagnose(task: dict[str, Any], now: datetime | None = None) -> dict[str, str]:
-    """``{"code", "message"}`` for a task as ``models.task_view.get_task`` returns it."""
-    now = now or datetime.now(UTC)
+def diagnose(task: dict[str, Any], now: datetime, *, queued_ahead: int = 0) -> dict[str, str]:
+    """``{"code", "message"}`` for a task as ``models.views.get_task`` returns it."""
     status, events = task["status"], task["events"]
     if status == "queued":
-        return _queued(task, events, now)
+        return _queued(task, events, now, queued_ahead)
     if status == "running":
         job = task["jobs"][-1] if task["jobs"] else {}
         cancel = " Cancel requested; it stops at the next interruptible point." \
@@ -46,7 +46,8 @@ def diagnose(task: dict[str, Any], now: datetime | None = None) -> dict[str, str
             f"{task['error'] or 'no error recorded'}."}
 
 
-def _queued(task: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> dict[str, str]:
+def _queued(task: dict[str, Any], events: list[dict[str, Any]], now: datetime,
+            ahead: int) -> dict[str, str]:
     run_after = datetime.fromisoformat(task["run_after"])
     if run_after > now:
         return {"code": "retry_scheduled", "message": f"Attempt {task['attempts']} failed "
@@ -56,6 +57,5 @@ def _queued(task: dict[str, Any], events: list[dict[str, Any]], now: datetime) -
         return {"code": "not_dispatched", "message": "The broker refused the wake-up message "
                 f"({last_dispatch['attrs'].get('error', 'no reason')}); the dispatcher re-sends it."}
     waited = (now - datetime.fromisoformat(task["created_at"])).total_seconds()
-    ahead = queued_ahead(task["id"])
     return {"code": "waiting_for_worker", "message": f"Queued for {waited:.0f}s with {ahead} "
             "task(s) ahead; waiting for a free worker."}

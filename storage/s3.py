@@ -4,7 +4,6 @@ every object carries ``trace-id``/``task-id`` metadata, so a bucket browses by t
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -99,16 +98,3 @@ class ArtifactStore:
             self._client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"bucket {self.bucket} unreachable: {exc}") from exc
-
-
-_stores: dict[int, ArtifactStore] = {}
-_guard = threading.Lock()
-
-
-def get_store(settings: Settings) -> ArtifactStore:
-    """One store (and boto3 client) per settings object in this process."""
-    with _guard:
-        store = _stores.get(id(settings))
-        if store is None:
-            store = _stores[id(settings)] = ArtifactStore(settings)
-        return store

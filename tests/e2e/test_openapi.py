@@ -62,8 +62,9 @@ def _flask_rules() -> set[tuple[str, str]]:
     """(OpenAPI path, method) for every URL rule of the real app."""
     from app import create_app
     from config import load_settings
+    from runtime import build_runtime
 
-    app = create_app(load_settings({}), configure_logs=False)
+    app = create_app(build_runtime("api", load_settings({}), configure_logs=False))
     rules = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint in IGNORED_ENDPOINTS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,12 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import broker
-import config
-from config import Settings, load_settings
-from logging_setup import configure_logging
+from config import load_settings
 from migrations.runner import apply_migrations
-from models.db import database, init_database
+from runtime import Runtime, build_runtime
 from storage.embedded import EmbeddedS3, start_embedded_s3
 
 TABLES = ("task_events", "action_invocations", "artifacts", "jobs", "tasks")
@@ -74,29 +71,33 @@ def base_env(database_url: str, s3_server: EmbeddedS3, tmp_path_factory: pytest.
             "JCT_QUEUE": f"jct_it_{uuid.uuid4().hex[:8]}", "JCT_LOG_FILE": str(home / "jct.jsonl")}
 
 
-def use_settings(env: dict[str, str]) -> Settings:
-    """Make ``get_settings()`` answer these settings, with a fresh broker."""
-    settings = load_settings(env)
-    config._settings = settings
-    broker.reset_broker()
-    return settings
+@pytest.fixture
+def rt(base_env: dict[str, str]) -> Iterator[Runtime]:
+    """A worker's runtime on the PostgreSQL broker (JSON logging set up as a worker process
+    does at boot), over emptied tables and an existing bucket."""
+    current = build_runtime("worker", load_settings(base_env))
+    with current.db.connection():
+        current.db.execute("TRUNCATE " + ", ".join(TABLES) + " CASCADE")
+    current.store.ensure_bucket()
+    yield current
+    current.close()
 
 
 @pytest.fixture
-def settings(base_env: dict[str, str]) -> Iterator[Settings]:
-    """Settings on the PostgreSQL broker; the database handle open and the tables empty."""
-    current = use_settings(base_env)
-    configure_logging("worker", current.log_file)  # as a worker process does at boot
-    init_database(current.database_url or "")
-    with database.connection_context():
-        database.execute_sql("TRUNCATE " + ", ".join(TABLES) + " CASCADE")
-    from storage.s3 import get_store
+def runtime_with(rt: Runtime, base_env: dict[str, str]) -> Iterator[Callable[..., Runtime]]:
+    """``runtime_with(JCT_X=…)``: another runtime of the same process (sharing ``rt``'s
+    attempt log collector) whose settings differ, e.g. a broker or S3 that is down."""
+    made: list[Runtime] = []
 
-    get_store(current).ensure_bucket()
-    yield current
-    broker.reset_broker()
-    config.reset_settings()
-    database.close_all()
+    def make(**env: str) -> Runtime:
+        other = Runtime(load_settings({**base_env, **env}), component="worker",
+                        attempt_logs=rt.attempt_logs)
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        other.close()
 
 
 @pytest.fixture

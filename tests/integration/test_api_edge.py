@@ -3,21 +3,21 @@ database outage answer, X-Trace-Id on every response."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from config import Settings
-from models.db import database, init_database
-from tests.integration.conftest import use_settings
+from runtime import Runtime
 
 SPEC = {"steps": [{"action": "echo", "params": {"message": "x"}}]}
 
 
 @pytest.fixture
-def client_with_tokens(settings: Settings, base_env: dict[str, str]) -> FlaskClient:
-    current = use_settings({**base_env, "JCT_API_TOKENS": "viewer:read:r-secret,bot:operate:o-secret"})
-    return create_app(current, configure_logs=False).test_client()
+def client_with_tokens(runtime_with: Callable[..., Runtime]) -> FlaskClient:
+    current = runtime_with(JCT_API_TOKENS="viewer:read:r-secret,bot:operate:o-secret")
+    return create_app(current).test_client()
 
 
 def test_tokens_guard_every_endpoint_but_healthz(client_with_tokens: FlaskClient) -> None:
@@ -41,31 +41,29 @@ def test_tokens_guard_every_endpoint_but_healthz(client_with_tokens: FlaskClient
     assert detail["events"][-1]["attrs"]["by"] == "bot", "actions are recorded under the token's name"
 
 
-def test_database_outage_answers_503_not_500(settings: Settings) -> None:
-    client = create_app(settings, configure_logs=False).test_client()
-    init_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
-    try:
-        health = client.get("/healthz")
-        enqueued = client.post("/enqueue", json=SPEC)
-        listed = client.get("/tasks")
-    finally:
-        init_database(settings.database_url or "")
+def test_database_outage_answers_503_not_500(rt: Runtime,
+                                             runtime_with: Callable[..., Runtime]) -> None:
+    down = runtime_with(JCT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    client = create_app(down).test_client()
+    health = client.get("/healthz")
+    enqueued = client.post("/enqueue", json=SPEC)
+    listed = client.get("/tasks")
     assert health.status_code == 503 and health.json["ok"] is False  # type: ignore[index]
     assert (enqueued.status_code, enqueued.json["error"]) == (503, "unavailable")  # type: ignore[index]
     assert listed.status_code == 503
     for response in (health, enqueued, listed):
         assert response.headers["X-Trace-Id"]
-    with database.connection_context():
-        assert database.execute_sql("SELECT count(*) FROM tasks").fetchone() == (0,)
+    with rt.db.connection():
+        assert rt.db.one("SELECT count(*) FROM tasks") == (0,)
 
 
-def test_writes_from_another_origin_are_refused(settings: Settings) -> None:
+def test_writes_from_another_origin_are_refused(rt: Runtime) -> None:
     """Another site's page cannot enqueue or cancel through an operator's browser."""
-    client = create_app(settings, configure_logs=False).test_client()
+    client = create_app(rt).test_client()
     foreign = client.post("/enqueue", json=SPEC, headers={"Origin": "http://evil.example"})
     assert (foreign.status_code, foreign.json["error"]) == (403, "forbidden")  # type: ignore[index]
     same = client.post("/enqueue", json=SPEC, headers={"Origin": "http://localhost"})
     assert same.status_code == 202
     assert client.post("/enqueue", json=SPEC).status_code == 202, "no Origin: a program, allowed"
-    with database.connection_context():
-        assert database.execute_sql("SELECT count(*) FROM tasks").fetchone() == (2,)
+    with rt.db.connection():
+        assert rt.db.one("SELECT count(*) FROM tasks") == (2,)

@@ -4,7 +4,7 @@ worker's TraceMiddleware binds it for the actor (then clears it)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dramatiq
 import pytest
@@ -13,38 +13,37 @@ from dramatiq import Worker
 import broker
 import tracing
 from actors.middleware import TraceMiddleware
-from config import Settings
 from harness.wait import wait_until
-from tests.integration.conftest import use_settings
+from runtime import Runtime
 from tests.support.services import delete_queue, require_rabbitmq
 
 
 @pytest.fixture(params=["postgres", "rabbitmq"])
-def broker_settings(request: pytest.FixtureRequest, settings: Settings,
-                    base_env: dict[str, str]) -> Iterator[Settings]:
+def broker_runtime(request: pytest.FixtureRequest,
+                   runtime_with: Callable[..., Runtime]) -> Iterator[Runtime]:
     queue = f"jct_it_{uuid.uuid4().hex[:8]}"
-    env = {**base_env, "JCT_QUEUE": queue}
+    env = {"JCT_QUEUE": queue}
     if request.param == "rabbitmq":
         env["JCT_BROKER_URL"] = require_rabbitmq()
-    current = use_settings(env)
+    current = runtime_with(**env)
     yield current
-    broker.reset_broker()
+    current.close()
     if request.param == "rabbitmq":
         delete_queue(env["JCT_BROKER_URL"], queue)
 
 
-def test_message_carries_trace_context_to_the_actor(broker_settings: Settings) -> None:
+def test_message_carries_trace_context_to_the_actor(broker_runtime: Runtime) -> None:
     seen: list[dict[str, str]] = []
-    the_broker = broker.get_broker()
+    the_broker = broker_runtime.broker.dramatiq
     the_broker.add_middleware(TraceMiddleware())
 
     def process_task(task_id: str) -> None:
         seen.append({**tracing.current(), "arg": task_id})
 
-    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK, queue_name=broker_settings.queue,
-                   broker=the_broker, max_retries=0)
+    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK,
+                   queue_name=broker_runtime.settings.queue, broker=the_broker, max_retries=0)
     trace_id, task_id = tracing.new_trace_id(), str(uuid.uuid4())
-    message_id = broker.send_task(task_id, trace_id)
+    message_id = broker_runtime.broker.send_task(task_id, trace_id)
     worker = Worker(the_broker, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
@@ -55,9 +54,9 @@ def test_message_carries_trace_context_to_the_actor(broker_settings: Settings) -
     assert tracing.current() == {}
 
 
-def test_unreachable_broker_raises_dispatch_error(settings: Settings, base_env: dict[str, str]) -> None:
+def test_unreachable_broker_raises_dispatch_error(runtime_with: Callable[..., Runtime]) -> None:
     from errors import DispatchError
 
-    use_settings({**base_env, "JCT_BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    down = runtime_with(JCT_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
     with pytest.raises(DispatchError, match="broker refused"):
-        broker.send_task(str(uuid.uuid4()), tracing.new_trace_id())
+        down.broker.send_task(str(uuid.uuid4()), tracing.new_trace_id())

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from config import Settings
-from storage.s3 import get_store, metadata_value, object_key
+from runtime import Runtime
+from storage.s3 import metadata_value, object_key
 
 
-def test_upload_with_trace_metadata_reads_back(settings: Settings) -> None:
-    store = get_store(settings)
+def test_upload_with_trace_metadata_reads_back(rt: Runtime) -> None:
+    store = rt.store
     key = object_key("4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "task-1", "job-1", "worker.log.jsonl")
     put = store.put(key, b'{"a": 1}\n', content_type="application/x-ndjson",
                     metadata={"trace-id": "4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "task-id": "task-1"})
-    assert put.uri == f"s3://{settings.s3_bucket}/{key}"
+    assert put.uri == f"s3://{rt.settings.s3_bucket}/{key}"
     assert put.size == 9 and len(put.sha256) == 64
     head = store.head(key)
     metadata = head["Metadata"]

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import tracing
-from logging_setup import attempt_logs, configure_logging, log_event
+from logging_setup import configure_logging, log_event
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -38,7 +38,7 @@ def test_every_line_gets_trace_fields_and_contract_keys(tmp_path: Path) -> None:
 
 
 def test_attempt_collector_keeps_only_that_attempts_lines() -> None:
-    configure_logging("worker", None)
+    attempt_logs = configure_logging("worker", None)
     try:
         attempt_logs.start("j-1")
         with tracing.bound(job_id="j-1"):

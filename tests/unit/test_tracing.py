@@ -82,11 +82,36 @@ def test_format_traceparent_uses_a_new_span_each_call() -> None:
     assert tracing.trace_id_from_traceparent(first) == trace_id
 
 
-def test_outgoing_headers_follow_the_bound_trace() -> None:
-    assert tracing.outgoing_headers() == {}
+def test_inject_follows_the_bound_trace() -> None:
+    empty: dict[str, str] = {}
+    tracing.inject(empty)
+    assert empty == {}
     with tracing.bound(trace_id="4bf92f35-77b3-4da6-a3ce-929d0e0e4736", task_id="t-1"):
-        headers = tracing.outgoing_headers()
+        headers: dict[str, str] = {}
+        tracing.inject(headers)
         assert headers["X-Trace-Id"] == "4bf92f35-77b3-4da6-a3ce-929d0e0e4736"
         assert tracing.trace_id_from_traceparent(headers["traceparent"]) == headers["X-Trace-Id"]
         assert tracing.current() == {"trace_id": headers["X-Trace-Id"], "task_id": "t-1"}
     assert tracing.current() == {}
+
+
+def test_message_options_carry_the_trace_and_a_parent_span() -> None:
+    options: dict[str, str] = {}
+    tracing.inject(options, tracing.MESSAGE, trace_id="4bf92f35-77b3-4da6-a3ce-929d0e0e4736",
+                   span_id="00f067aa0ba902b7")
+    assert options == {"trace_id": "4bf92f35-77b3-4da6-a3ce-929d0e0e4736",
+                       "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    assert tracing.extract(options, tracing.MESSAGE) == tracing.TraceContext(
+        "4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "00f067aa0ba902b7")
+
+
+def test_extract_validates_the_trace_id_and_ignores_a_foreign_parent() -> None:
+    with pytest.raises(InvalidTraceId):
+        tracing.extract({"trace_id": "not-a-uuid"}, tracing.MESSAGE)
+    other_parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    found = tracing.extract({"X-Trace-Id": "4BF92F35-77B3-4DA6-A3CE-929D0E0E4736",
+                             "traceparent": other_parent})
+    assert found == tracing.TraceContext("4bf92f35-77b3-4da6-a3ce-929d0e0e4736", None)
+    assert tracing.extract({}) is None
+    assert tracing.extract({"traceparent": other_parent}) == tracing.TraceContext(
+        "0af76519-16cd-43dd-8448-eb211c80319c", "b7ad6b7169203331")

@@ -1,16 +1,20 @@
-"""peewee models of the five tables (see ``migrations/``); the schema lives in the SQL files."""
+"""The five tables as peewee models: a typed statement of the schema the migrations build.
+
+The migrations are the schema; these declarations say what the code expects of it, and
+``tests/integration/test_schema.py`` compares them with a freshly migrated database (column
+names, types, nullability, and the status CHECK constraints against ``states``). The
+data layer's statements are plain SQL in the modules beside this one.
+"""
 
 from __future__ import annotations
 
 import peewee as pw
 from playhouse.postgres_ext import BinaryJSONField, DateTimeTZField
 
-from models.db import database
-
 
 class BaseModel(pw.Model):
     class Meta:
-        database = database
+        database = None  # never bound: nothing queries through these models
 
 
 class Task(BaseModel):
@@ -41,7 +45,9 @@ class Task(BaseModel):
         table_name = "tasks"
 
 
-class Job(BaseModel):
+class Attempt(BaseModel):
+    """One attempt of a task (the contract calls the table ``jobs``)."""
+
     id = pw.UUIDField(primary_key=True)
     task_id = pw.UUIDField()
     trace_id = pw.UUIDField(index=True)
@@ -73,6 +79,7 @@ class Artifact(BaseModel):
     content_type = pw.TextField()
     status = pw.TextField(default="stored")
     pending_path = pw.TextField(null=True)
+    upload_claimed_at = DateTimeTZField(null=True)
     created_at = DateTimeTZField()
 
     class Meta:
@@ -108,3 +115,6 @@ class TaskEvent(BaseModel):
 
     class Meta:
         table_name = "task_events"
+
+
+MODELS: tuple[type[BaseModel], ...] = (Task, Attempt, Artifact, ActionInvocation, TaskEvent)

@@ -1,0 +1,322 @@
+"""The task state machine: every transition is one transaction that changes the row(s) and
+writes its ``task_events`` row, and refuses moves the machine does not allow.
+
+    queued ──claim──▶ running ──ok──▶ done
+      ▲                 │ └─failed, attempts left──▶ queued (run_after = backoff)
+      │                 ├─failed, none left────────▶ failed
+      │                 └─cancel asked (wins over a retry), or rescued/given back → see below
+      └──retry── failed | cancelled        queued | running ──cancel──▶ cancelled
+
+    A running attempt can also end ``lost``: its lease expired (rescuer: the task is requeued,
+    failed or cancelled) or its worker shut down (give-back: the task is requeued).
+
+The outcome of an ended attempt is decided by ``states.attempt_outcome`` for the
+worker's finish and the rescuer alike. See docs/state-machine.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from errors import IllegalTransition, NotFound
+from models.db import Database
+from models.events import record_event
+from states import AttemptStatus, Event, TaskStatus, attempt_outcome
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What enqueue asks to store: one validated spec under one trace id."""
+
+    trace_id: str
+    spec: dict[str, Any]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A task this worker now runs: attempt ``number`` of it, row ``id`` of ``jobs``."""
+
+    id: str
+    task_id: str
+    trace_id: str
+    number: int
+    max_attempts: int
+    spec: dict[str, Any]
+    timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How the task stands after an attempt ended."""
+
+    task_status: TaskStatus
+    number: int
+    run_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RescuedAttempt:
+    task_id: str
+    trace_id: str
+    attempt_id: str
+    worker: str
+    task_status: TaskStatus
+
+
+class FenceLost(IllegalTransition):
+    """This worker no longer holds the attempt (it was rescued, cancelled or finished)."""
+
+    code = "fence_lost"
+
+
+# ── enqueue ────────────────────────────────────────────────────────────────────────────────
+
+_CREATE = """
+INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels,
+                   idempotency_key, request_hash)
+VALUES (%(id)s, %(trace_id)s, %(name)s, %(spec)s, 'queued', %(priority)s, %(max_attempts)s,
+        %(timeout_s)s, %(labels)s, %(idempotency_key)s, %(request_hash)s)
+"""
+
+
+def create_tasks(db: Database, new_tasks: list[NewTask]) -> list[str]:
+    """Insert queued tasks and their ``task_enqueued`` events in ONE transaction."""
+    ids: list[str] = []
+    with db.transaction():
+        for new in new_tasks:
+            task_id, spec = str(uuid.uuid4()), new.spec
+            db.execute(_CREATE, {
+                "id": task_id, "trace_id": new.trace_id, "name": spec.get("name"),
+                "spec": Jsonb(spec), "priority": spec.get("priority", 0),
+                "max_attempts": spec.get("max_attempts", 1), "timeout_s": spec.get("timeout_s"),
+                "labels": Jsonb(spec.get("labels", {})), "idempotency_key": new.idempotency_key,
+                "request_hash": new.request_hash})
+            record_event(db, task_id, new.trace_id, Event.TASK_ENQUEUED, name=spec.get("name"),
+                         steps=[step["action"] for step in spec["steps"]])
+            ids.append(task_id)
+    return ids
+
+
+# ── claim ──────────────────────────────────────────────────────────────────────────────────
+
+_CLAIM = """
+UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %(attempt_id)s,
+       started_at = coalesce(started_at, now()), updated_at = now(), error = NULL,
+       dispatch_count = 0
+ WHERE id = (SELECT id FROM tasks
+              WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested
+                AND (%(task_id)s::uuid IS NULL OR id = %(task_id)s::uuid)
+              ORDER BY priority DESC, run_after
+              LIMIT 1 FOR NO KEY UPDATE {wait})
+RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
+"""
+# Claiming the next task skips rows other workers hold. Claiming a named task (a delivered
+# message) waits for short-lived locks instead (the API marking it dispatched, an operator's
+# cancel): skipping would ack the message and leave the task to the dispatcher. After the wait
+# PostgreSQL re-checks the WHERE clause, so a duplicate delivery still finds nothing.
+_CLAIM_NEXT = _CLAIM.format(wait="SKIP LOCKED")
+_CLAIM_NAMED = _CLAIM.format(wait="")
+
+_START_ATTEMPT = """
+INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, lease_expires_at, heartbeat_at)
+VALUES (%(id)s, %(task_id)s, %(trace_id)s, %(number)s, 'running', %(worker)s,
+        now() + make_interval(secs => %(lease_s)s), now())
+"""
+
+
+def claim_task(db: Database, worker: str, lease_s: float,
+               task_id: str | None = None) -> Attempt | None:
+    """Claim one due queued task (that one, or the next) and start its attempt.
+
+    ``None`` is a normal outcome: a duplicate delivery, a task not yet due, or (claiming the
+    next) every due task is held by another worker.
+    """
+    attempt_id = str(uuid.uuid4())
+    with db.transaction():
+        if task_id is not None:
+            db.execute("SET LOCAL lock_timeout = '10s'")
+        row = db.one(_CLAIM_NAMED if task_id else _CLAIM_NEXT,
+                     {"attempt_id": attempt_id, "task_id": task_id})
+        if row is None:
+            return None
+        claimed_id, trace_id, number, max_attempts, spec, timeout_s = row
+        attempt = Attempt(id=attempt_id, task_id=str(claimed_id), trace_id=str(trace_id),
+                          number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s)
+        db.execute(_START_ATTEMPT, {"id": attempt.id, "task_id": attempt.task_id,
+                                    "trace_id": attempt.trace_id, "number": number,
+                                    "worker": worker, "lease_s": lease_s})
+        record_event(db, attempt.task_id, attempt.trace_id, Event.TASK_CLAIMED, job_id=attempt.id,
+                     attempt=number, worker=worker)
+    return attempt
+
+
+# ── an attempt ends ────────────────────────────────────────────────────────────────────────
+
+_END_ATTEMPT = """
+UPDATE jobs SET status = %(status)s, error = %(error)s, finished_at = now(), updated_at = now()
+ WHERE id = %(attempt_id)s AND status = 'running'
+"""
+
+_SETTLE_TASK = """
+UPDATE tasks SET status = %(status)s, error = %(error)s, updated_at = now(), current_job_id = NULL,
+       finished_at = CASE WHEN %(terminal)s THEN now() END,
+       run_after = CASE WHEN %(requeue)s THEN now() + make_interval(secs => %(delay_s)s)
+                        ELSE run_after END,
+       dispatched_at = CASE WHEN %(requeue)s THEN now() ELSE dispatched_at END
+ WHERE id = %(task_id)s AND status = 'running' AND current_job_id = %(attempt_id)s
+RETURNING run_after
+"""
+
+
+def finish_attempt(db: Database, attempt: Attempt, *, error: str | None, retryable: bool,
+                   retry_delay_s: float, cancelled: bool = False) -> AttemptEnd:
+    """End the attempt: ``done``, ``failed``, ``cancelled`` or back to ``queued`` for a retry.
+
+    Fenced: it only applies while this attempt still holds the task, so a worker that wakes up
+    after its attempt was rescued cannot overwrite the task (raises ``FenceLost``).
+    """
+    with db.transaction():
+        flagged = db.one("SELECT cancel_requested FROM tasks WHERE id = %(id)s FOR NO KEY UPDATE",
+                         {"id": attempt.task_id})
+        # An operator's cancel wins over a retry: a cancelled task is never requeued.
+        outcome = attempt_outcome(
+            ok=error is None, retryable=retryable,
+            attempts_left=attempt.number < attempt.max_attempts,
+            cancelled=cancelled or bool(flagged and flagged[0] and error))
+        ended = db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": error,
+                                          "attempt_id": attempt.id})
+        if not ended.rowcount:
+            raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
+        requeue = outcome.task is TaskStatus.QUEUED
+        row = db.one(_SETTLE_TASK, {
+            "status": str(outcome.task), "error": error, "terminal": outcome.task.terminal,
+            "requeue": requeue, "delay_s": retry_delay_s, "task_id": attempt.task_id,
+            "attempt_id": attempt.id})
+        if row is None:
+            raise FenceLost(f"task {attempt.task_id} is no longer held by {attempt.id}")
+        attrs: dict[str, Any] = {"job_id": attempt.id, "attempt": attempt.number}
+        if error:
+            attrs["error"] = error
+        if requeue:
+            attrs["run_after"] = row[0].isoformat()
+        record_event(db, attempt.task_id, attempt.trace_id, outcome.event, **attrs)
+    return AttemptEnd(task_status=outcome.task, number=attempt.number,
+                      run_after=row[0] if requeue else None)
+
+
+_GIVE_BACK_TASK = """
+UPDATE tasks SET status = 'queued', current_job_id = NULL, run_after = now(),
+       dispatched_at = NULL, updated_at = now()
+ WHERE id = %(task_id)s AND current_job_id = %(attempt_id)s
+"""
+
+
+def give_back_attempt(db: Database, attempt: Attempt, reason: Event) -> None:
+    """This worker stops (shutdown) before the attempt ended: the attempt is ``lost`` with
+    ``reason`` and the task goes back to ``queued`` for another worker, at once. Fenced."""
+    with db.transaction():
+        ended = db.execute(_END_ATTEMPT, {"status": str(AttemptStatus.LOST), "error": str(reason),
+                                          "attempt_id": attempt.id})
+        if not ended.rowcount:
+            raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
+        db.execute(_GIVE_BACK_TASK, {"task_id": attempt.task_id, "attempt_id": attempt.id})
+        record_event(db, attempt.task_id, attempt.trace_id, reason, job_id=attempt.id,
+                     attempt=attempt.number)
+
+
+# ── the rescuer ────────────────────────────────────────────────────────────────────────────
+
+_EXPIRED = """
+SELECT j.id, j.task_id, j.trace_id, j.attempt, j.worker, t.max_attempts, t.cancel_requested
+  FROM jobs j JOIN tasks t ON t.id = j.task_id AND t.current_job_id = j.id
+ WHERE j.status = 'running' AND t.status = 'running' AND j.lease_expires_at < now()
+ ORDER BY j.lease_expires_at LIMIT %(limit)s
+   FOR UPDATE OF j, t SKIP LOCKED
+"""
+
+_RESCUE_TASK = """
+UPDATE tasks SET status = %(status)s, current_job_id = NULL, updated_at = now(),
+       error = CASE WHEN %(requeue)s THEN error
+                    ELSE 'worker_lost: worker ' || %(worker)s || ' stopped renewing its lease' END,
+       finished_at = CASE WHEN %(requeue)s THEN NULL ELSE now() END,
+       run_after = now(), dispatched_at = NULL
+ WHERE id = %(task_id)s
+"""
+
+
+def rescue_expired_leases(db: Database, limit: int = 100) -> list[RescuedAttempt]:
+    """Attempts whose worker stopped renewing the lease: mark them ``lost`` (``worker_lost``)
+    and requeue the task if attempts remain, else fail it with that reason."""
+    rescued: list[RescuedAttempt] = []
+    with db.transaction():
+        for row in db.all(_EXPIRED, {"limit": limit}):
+            attempt_id, task_id, trace_id = str(row[0]), str(row[1]), str(row[2])
+            number, worker, max_attempts, cancel = row[3:]
+            outcome = attempt_outcome(ok=False, retryable=True, attempts_left=number < max_attempts,
+                                      cancelled=cancel, lost=True)
+            db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": "worker_lost",
+                                      "attempt_id": attempt_id})
+            db.execute(_RESCUE_TASK, {"status": str(outcome.task), "worker": worker,
+                                      "requeue": outcome.task is TaskStatus.QUEUED,
+                                      "task_id": task_id})
+            record_event(db, task_id, trace_id, Event.ATTEMPT_LOST, job_id=attempt_id,
+                         attempt=number, worker=worker, reason="worker_lost")
+            record_event(db, task_id, trace_id, outcome.event, job_id=attempt_id, attempt=number,
+                         error="worker_lost")
+            rescued.append(RescuedAttempt(task_id, trace_id, attempt_id, worker, outcome.task))
+    return rescued
+
+
+# ── the operator ───────────────────────────────────────────────────────────────────────────
+
+def cancel_task(db: Database, task_id: str, actor: str) -> TaskStatus:
+    """Operator cancel: a queued task is cancelled now; a running one is asked to stop.
+    Returns the task's status after (``cancelled`` or ``running``)."""
+    with db.transaction():
+        status, trace_id = _lock_task(db, task_id)
+        if status is TaskStatus.QUEUED:
+            db.execute("UPDATE tasks SET status = 'cancelled', finished_at = now(),"
+                       " updated_at = now(), error = 'cancelled by operator' WHERE id = %(id)s",
+                       {"id": task_id})
+            record_event(db, task_id, trace_id, Event.TASK_CANCELLED, by=actor)
+            return TaskStatus.CANCELLED
+        if status is TaskStatus.RUNNING:
+            db.execute("UPDATE tasks SET cancel_requested = true, updated_at = now()"
+                       " WHERE id = %(id)s", {"id": task_id})
+            record_event(db, task_id, trace_id, Event.CANCEL_REQUESTED, by=actor)
+            return TaskStatus.RUNNING
+    raise IllegalTransition(f"a {status} task cannot be cancelled", detail={"status": str(status)})
+
+
+_RETRY = """
+UPDATE tasks SET status = 'queued', cancel_requested = false, error = NULL, finished_at = NULL,
+       run_after = now(), dispatched_at = NULL, dispatch_count = 0,
+       max_attempts = GREATEST(max_attempts, attempts + 1), updated_at = now()
+ WHERE id = %(id)s
+"""
+
+
+def retry_task(db: Database, task_id: str, actor: str) -> TaskStatus:
+    """Operator retry: a failed or cancelled task is queued again, same task and trace."""
+    with db.transaction():
+        status, trace_id = _lock_task(db, task_id)
+        if status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise IllegalTransition(f"a {status} task cannot be retried",
+                                    detail={"status": str(status)})
+        db.execute(_RETRY, {"id": task_id})
+        record_event(db, task_id, trace_id, Event.TASK_RETRIED, by=actor)
+    return TaskStatus.QUEUED
+
+
+def _lock_task(db: Database, task_id: str) -> tuple[TaskStatus, str]:
+    row = db.one("SELECT status, trace_id FROM tasks WHERE id = %(id)s FOR UPDATE", {"id": task_id})
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    return TaskStatus(row[0]), str(row[1])

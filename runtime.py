@@ -1,0 +1,100 @@
+"""The runtime: what a process needs to do JCT's work — its settings, the database, the broker,
+the artifact store, the clock, the attempts' log collector and the worker's shutdown state.
+
+Each entry point builds exactly one (the web app factory keeps it on ``app.extensions``, the
+worker boot module, the CLI, the supervisor) and passes it down; nothing below reads the
+environment or keeps a module-level handle. The broker and the store connect on first use, so
+a process that never sends or stores never connects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+from broker import TaskBroker
+from clock import Clock
+from config import Settings, load_settings
+from errors import ConfigError
+from logging_setup import AttemptLogCollector, configure_logging
+from models.db import Database
+from storage.s3 import ArtifactStore
+
+
+@dataclass
+class Shutdown:
+    """This worker process was asked to stop: attempts still running after the grace period
+    are interrupted at their next interruptible point and given back."""
+
+    deadline: float | None = None
+
+    def begin(self, grace_s: float, now: float) -> None:
+        self.deadline = now + grace_s
+
+    def past_grace(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, component: str, clock: Clock | None = None,
+                 attempt_logs: AttemptLogCollector | None = None) -> None:
+        self.settings = settings
+        self.component = component
+        self.clock = clock or Clock()
+        self.attempt_logs = attempt_logs or AttemptLogCollector()
+        self.shutdown = Shutdown()
+        self._db: Database | None = None
+        self._broker: TaskBroker | None = None
+        self._store: ArtifactStore | None = None
+        self._guard = threading.Lock()
+
+    @property
+    def db(self) -> Database:
+        with self._guard:
+            if self._db is None:
+                if self.settings.database_url is None:
+                    raise ConfigError("JCT_DATABASE_URL is not set and no `jct up` is running in "
+                                      f"{self.settings.home}; start it (make run) or point "
+                                      "JCT_DATABASE_URL at a server")
+                self._db = Database(self.settings.database_url)
+            return self._db
+
+    @property
+    def broker(self) -> TaskBroker:
+        with self._guard:
+            if self._broker is None:
+                self._broker = TaskBroker(self.settings)
+            return self._broker
+
+    @property
+    def store(self) -> ArtifactStore:
+        with self._guard:
+            if self._store is None:
+                self._store = ArtifactStore(self.settings)
+            return self._store
+
+    @property
+    def worker_name(self) -> str:
+        """``host:pid`` of this process, as recorded on the attempts it runs."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def close(self) -> None:
+        """Close the broker and the database pool (the process is done with them)."""
+        with self._guard:
+            broker, db = self._broker, self._db
+            self._broker = self._db = None
+        if broker is not None:
+            broker.close()
+        if db is not None:
+            db.close()
+
+
+def build_runtime(component: str, settings: Settings | None = None, *,
+                  configure_logs: bool = True, clock: Clock | None = None) -> Runtime:
+    """The runtime of one process: its settings (from the environment unless given) and, unless
+    told otherwise, JSON logging for ``component`` set up first."""
+    settings = settings or load_settings()
+    attempt_logs = configure_logging(component, settings.log_file) if configure_logs else None
+    return Runtime(settings, component=component, clock=clock, attempt_logs=attempt_logs)

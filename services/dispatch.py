@@ -1,0 +1,81 @@
+"""Dispatch: sending a queued task's wake-up message and recording that it was sent.
+
+The row is the truth and the message only a wake-up: if the broker refuses, the task stays
+``queued`` with a ``dispatch_failed`` event, and ``dispatch_due`` (every worker's maintenance
+pass) sends it again later — as it does for a task whose message went stale unclaimed. The
+rows a pass takes are marked as it takes them, so no two passes send the same task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from errors import DispatchError
+from logging_setup import log_event
+from models import dispatch as bookkeeping
+from runtime import Runtime
+from services.write_policy import best_effort
+from states import Event
+from tracing import bound
+
+logger = logging.getLogger(__name__)
+
+_UNRECORDED = {"event": "dispatch_unrecorded", "consequence": "the dispatcher will re-send"}
+
+
+def dispatch(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,
+             delay_s: float = 0.0) -> bool:
+    """Send one task's wake-up message and record the outcome; never raises for a broker or
+    database failure (the dispatcher is the safety net)."""
+    with bound(task_id=task_id, trace_id=trace_id):
+        if _send(rt, task_id, trace_id, resent=resent, delay_s=delay_s) is None:
+            return False
+        best_effort("mark_dispatched", lambda: bookkeeping.mark_dispatched(
+            rt.db, [(task_id, trace_id)], resent=resent, broker=rt.broker.name), **_UNRECORDED)
+    return True
+
+
+def dispatch_many(rt: Runtime, task_ids: list[str], trace_id: str) -> None:
+    """Send each task's message, then record every successful send in one transaction."""
+    sent: list[tuple[str, str]] = []
+    for task_id in task_ids:
+        with bound(task_id=task_id, trace_id=trace_id):
+            if _send(rt, task_id, trace_id) is not None:
+                sent.append((task_id, trace_id))
+    best_effort("mark_dispatched_many", lambda: bookkeeping.mark_dispatched(
+        rt.db, sent, broker=rt.broker.name), **_UNRECORDED)
+
+
+def dispatch_due(rt: Runtime, limit: int = 100) -> int:
+    """One dispatcher pass: re-send what is due; returns how many tasks were sent."""
+    with rt.db.connection():
+        due = bookkeeping.take_due_for_dispatch(rt.db, rt.settings.dispatch_stale_s, limit)
+        sent = 0
+        for index, (task_id, trace_id, delay_s) in enumerate(due):
+            if not dispatch(rt, task_id, trace_id, resent=True, delay_s=delay_s):
+                # The broker is down: one dispatch_failed per pass is enough evidence.
+                bookkeeping.release_dispatch(rt.db, [task for task, _, _ in due[index + 1:]])
+                break
+            sent += 1
+    if due:
+        log_event(logger, "dispatcher_pass", f"re-sent {sent} of {len(due)} queued task(s)",
+                  found=len(due), sent=sent)
+    return sent
+
+
+def _send(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,
+          delay_s: float = 0.0) -> str | None:
+    """The message id, or ``None`` after recording ``dispatch_failed`` (the row stays queued)."""
+    try:
+        message_id = rt.broker.send_task(task_id, trace_id, delay_s=delay_s)
+    except DispatchError as exc:
+        error = str(exc)
+        best_effort("record_dispatch_failed", lambda: bookkeeping.record_dispatch_failed(
+            rt.db, task_id, trace_id, error), **_UNRECORDED)
+        log_event(logger, str(Event.DISPATCH_FAILED),
+                  f"task {task_id} not sent, will be re-sent: {exc}", level=logging.WARNING)
+        return None
+    log_event(logger, str(Event.TASK_REDISPATCHED if resent else Event.TASK_DISPATCHED),
+              f"task {task_id} sent to the broker", message_id=message_id, broker=rt.broker.name,
+              delay_s=delay_s or None)
+    return message_id
