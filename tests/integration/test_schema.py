@@ -5,6 +5,7 @@ the statuses ``states`` names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from enum import StrEnum
 
 import peewee as pw
@@ -36,10 +37,11 @@ def _declared(model: type[BaseModel]) -> dict[str, tuple[str, bool]]:
 
 
 @pytest.fixture(scope="module")
-def migrated(pg_admin_url: str) -> psycopg.Connection[tuple[object, ...]]:
+def migrated(pg_admin_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     url = create_database(pg_admin_url)
     apply_migrations(url)
-    return psycopg.connect(url)
+    with psycopg.connect(url) as conn:
+        yield conn
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.table_name)
