@@ -145,8 +145,8 @@ def address_class(address: IpAddress) -> str | None:
 
 def _check_address(parsed: ParsedUrl, address: IpAddress, rules: _Rules,
                    endpoint_addresses: dict[_Endpoint, set[IpAddress]]) -> None:
-    where = f"{parsed.host}:{parsed.port}"
-    shown = where if parsed.address is not None else f"{where} ({address})"
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    shown = f"{host}:{parsed.port}" + ("" if parsed.address is not None else f" ({address})")
     matching = [e for e in rules.entries if e.covers(parsed.host, address, parsed.port)]
     for endpoint in rules.endpoints:
         if (_is_endpoint(endpoint, parsed, address, endpoint_addresses[endpoint])
@@ -159,8 +159,8 @@ def _check_address(parsed: ParsedUrl, address: IpAddress, rules: _Rules,
         raise EgressRefused(f"host {parsed.host!r} is not in {SETTING}")
     reason = address_class(address)
     if reason is not None:
-        raise EgressRefused(f"{shown} is a {reason} address; '*' in {SETTING} covers public "
-                            f"addresses only, list it to allow it")
+        raise EgressRefused(f"{shown} is refused: {reason} address; '*' in {SETTING} covers "
+                            f"public addresses only, list it to allow it")
 
 
 def _is_endpoint(endpoint: _Endpoint, parsed: ParsedUrl, address: IpAddress,
