@@ -163,3 +163,32 @@ class AttemptInterrupted(JctError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class EgressRefused(PermanentActionError):
+    """An outgoing call the egress policy does not allow: an ambiguous URL, or a destination
+    (host, resolved address, port) outside the allowlist or inside the tower itself."""
+
+    code = "egress_refused"
+
+
+class ResponseTooLarge(PermanentActionError):
+    """A downstream response body grew past the configured cap; reading stopped there."""
+
+    code = "response_too_large"
+    response: Any = None  # the egress.client.EgressResponse read so far (status, headers, head)
+
+
+class SecretUnavailable(PermanentActionError):
+    """A step refers to a secret that no configured source holds (the message names the
+    secret, never a value)."""
+
+    code = "secret_unavailable"
+
+
+def stop_error(reason: str) -> JctError:
+    """The exception for a stop reason (``ActionContext.stop_reason``): an operator cancel
+    stops the task, any other reason (worker shutdown, lost lease) interrupts the attempt."""
+    if reason == "cancelled":
+        return TaskCancelled("cancelled by operator")
+    return AttemptInterrupted(reason)

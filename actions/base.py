@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from errors import ActionTimeout, AttemptInterrupted, SpecInvalid, TaskCancelled
+from credentials import SecretSource
+from egress.policy import EgressPolicy
+from errors import ActionTimeout, SpecInvalid, stop_error
+from redaction import SecretRegistry
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -27,12 +32,22 @@ class ActionResult:
 @dataclass
 class ActionContext:
     """Limits an action runs under: the attempt's deadline, a reason to stop early (operator
-    cancel, worker shutdown, lost lease), allowed hosts."""
+    cancel, worker shutdown, lost lease), where outgoing calls may go (``egress``; when it is
+    not given, a policy built from ``allowed_hosts`` with no own endpoints), where secret
+    references are resolved (``secrets``; by default nowhere, so a reference fails the step),
+    the registry whose values the log scrubber hides, and the response size cap."""
 
     deadline: float | None = None
     stop_reason: Callable[[], str | None] = lambda: None
     allowed_hosts: tuple[str, ...] = ("*",)
     poll_s: float = 0.25
+    egress: EgressPolicy | None = None
+    secrets: SecretSource = field(default_factory=SecretSource)
+    secret_registry: SecretRegistry | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def egress_policy(self) -> EgressPolicy:
+        return self.egress if self.egress is not None else EgressPolicy(allowed=self.allowed_hosts)
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -43,10 +58,8 @@ class ActionContext:
         if remaining is not None and remaining <= 0:
             raise ActionTimeout("timeout: the attempt ran past the task's timeout_s")
         reason = self.stop_reason()
-        if reason == "cancelled":
-            raise TaskCancelled("cancelled by operator")
         if reason is not None:
-            raise AttemptInterrupted(reason)
+            raise stop_error(reason)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking up to honour the deadline and cancellation."""

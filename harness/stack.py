@@ -82,7 +82,9 @@ class Stack:
 
 
 # Quicker than production defaults, so e2e tests wait less; any of them may be overridden.
-E2E_DEFAULTS = {"JCT_WORKERS": "2", "JCT_DISPATCH_INTERVAL_S": "1", "JCT_RETRY_BACKOFF_S": "0.2"}
+# The tests' downstream servers listen on 127.0.0.1, which '*' no longer covers (loopback).
+E2E_DEFAULTS = {"JCT_WORKERS": "2", "JCT_DISPATCH_INTERVAL_S": "1", "JCT_RETRY_BACKOFF_S": "0.2",
+                "JCT_HTTP_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 def start_stack(home: Path, **env_overrides: str) -> Stack:

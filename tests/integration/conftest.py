@@ -68,7 +68,9 @@ def base_env(database_url: str, s3_server: EmbeddedS3, tmp_path_factory: pytest.
     return {"JCT_HOME": str(home), "JCT_DATABASE_URL": database_url,
             "JCT_S3_ENDPOINT": s3_server.endpoint, "JCT_S3_ACCESS_KEY": s3_server.access_key,
             "JCT_S3_SECRET_KEY": s3_server.secret_key, "JCT_S3_BUCKET": "jct-test",
-            "JCT_QUEUE": f"jct_it_{uuid.uuid4().hex[:8]}", "JCT_LOG_FILE": str(home / "jct.jsonl")}
+            "JCT_QUEUE": f"jct_it_{uuid.uuid4().hex[:8]}", "JCT_LOG_FILE": str(home / "jct.jsonl"),
+            # the downstream test server is on loopback, which '*' does not cover
+            "JCT_HTTP_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 @pytest.fixture
