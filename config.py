@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from egress.policy import EgressPolicy
 from errors import ConfigError
 
 
@@ -46,6 +47,8 @@ class Settings:
     api_workers: int
     api_tokens: tuple[ApiToken, ...] = field(default=())
     http_allowed_hosts: tuple[str, ...] = ("*",)
+    http_max_response_bytes: int = 64 * 1024 * 1024
+    secrets_dir: Path | None = None
     max_body_bytes: int = 1024 * 1024
     dispatch_interval_s: float = 5.0
     dispatch_stale_s: float = 60.0
@@ -58,6 +61,20 @@ class Settings:
     def broker_kind(self) -> str:
         """``rabbitmq`` for an ``amqp://`` URL, else ``postgres`` (the database itself)."""
         return "rabbitmq" if self.broker_url else "postgres"
+
+    @property
+    def own_endpoints(self) -> tuple[tuple[str, int], ...]:
+        """The tower's own TCP endpoints (API, database, object store, broker): the http action
+        refuses them unless JCT_HTTP_ALLOWED_HOSTS names them explicitly. A Unix-socket database
+        has none."""
+        endpoints = [(self.host, self.port)]
+        for url, default_port in ((self.database_url, 5432), (self.s3_endpoint, 443),
+                                  (self.broker_url, 5672)):
+            parsed = urlparse(url) if url else None
+            if parsed is not None and parsed.hostname:
+                port = parsed.port or (80 if parsed.scheme == "http" else default_port)
+                endpoints.append((parsed.hostname, port))
+        return tuple(endpoints)
 
     @property
     def embedded_postgres(self) -> bool:
@@ -176,13 +193,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_threads=_positive_int(env, "JCT_WORKER_THREADS", 4),
         api_workers=_positive_int(env, "JCT_API_WORKERS", 2),
         api_tokens=_api_tokens(env),
-        http_allowed_hosts=tuple(h for h in hosts if h),
+        http_allowed_hosts=_allowed_hosts(hosts),
+        http_max_response_bytes=_positive_int(env, "JCT_HTTP_MAX_RESPONSE_BYTES", 64 * 1024 * 1024),
+        secrets_dir=_secrets_dir(env),
         dispatch_interval_s=_positive_float(env, "JCT_DISPATCH_INTERVAL_S", 5.0),
         dispatch_stale_s=_positive_float(env, "JCT_DISPATCH_STALE_S", 60.0),
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
         lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
         shutdown_grace_s=_positive_float(env, "JCT_SHUTDOWN_GRACE_S", 20.0),
     )
+
+
+def _allowed_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    """Validated now, so a bad entry stops start-up with one line instead of failing steps."""
+    allowed = tuple(h for h in hosts if h)
+    EgressPolicy(allowed=allowed)  # raises ConfigError naming JCT_HTTP_ALLOWED_HOSTS
+    return allowed
+
+
+def _secrets_dir(env: Mapping[str, str]) -> Path | None:
+    raw = env.get("JCT_SECRETS_DIR") or None
+    if raw is None:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"JCT_SECRETS_DIR={raw!r} is not a directory")
+    return path
 
 
 def _queue(env: Mapping[str, str]) -> str:

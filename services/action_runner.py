@@ -48,8 +48,9 @@ class ActionRunner:
                  stop_reason: Callable[[], str | None]) -> None:
         self.rt, self.attempt = rt, attempt
         deadline = time.monotonic() + attempt.timeout_s if attempt.timeout_s else None
-        self.ctx = ActionContext(deadline=deadline, stop_reason=stop_reason,
-                                 allowed_hosts=rt.settings.http_allowed_hosts)
+        self.ctx = ActionContext(deadline=deadline, stop_reason=stop_reason, egress=rt.egress,
+                                 secrets=rt.secrets, secret_registry=rt.secret_registry,
+                                 max_response_bytes=rt.settings.http_max_response_bytes)
 
     def run(self) -> AttemptResult:
         for index, step in enumerate(self.attempt.spec["steps"]):

@@ -16,6 +16,7 @@ from models.artifacts import get_artifact
 from models.metrics import QueueHealth, get_queue_health
 from models.tasks import task_exists as _task_exists
 from models.tasks import trace_of
+from redaction import redact_params
 from runtime import Runtime
 from services.diagnosis import diagnose
 from services.dispatch import dispatch
@@ -52,6 +53,9 @@ def task_story(rt: Runtime, task_id: str) -> dict[str, Any]:
             raise NotFound(f"no task {task_id}")
         ahead = views.queued_ahead(rt.db, task["id"]) if task["status"] == TaskStatus.QUEUED else 0
     task["diagnosis"] = diagnose(task, rt.clock.now(), queued_ahead=ahead)
+    # What a spec holds inline under a sensitive name (headers, URL credentials) is shown as
+    # ***, to every reader; secret references are names and are shown as they are.
+    task["spec"] = redact_params(task["spec"])
     return task
 
 

@@ -129,3 +129,12 @@ def test_the_registry_counts_values_shared_by_concurrent_attempts() -> None:
         assert inner_done.is_set()
         assert set(registry.values()) == {"shared", "a"}  # still held by the first
     assert registry.values() == ()
+
+
+def test_inline_values_under_sensitive_names_are_treated_as_secrets() -> None:
+    from redaction import sensitive_values
+
+    params = {"url": "http://h/x", "headers": {"Authorization": "Bearer abcdef", "Accept": "json"},
+              "json": {"user": "ops", "password": "hunter22", "items": [{"api_key": "k-123456"}],
+                       "token": {"secret": "named"}, "pin": "1"}}
+    assert sensitive_values(params) == {"Bearer abcdef", "hunter22", "k-123456"}
