@@ -16,6 +16,7 @@ from config import Settings
 from errors import DispatchError
 
 PROCESS_TASK = "process_task"
+PG_CONSUMER_TTL_S = 5.0
 
 
 def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
@@ -28,7 +29,13 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
 
         if settings.database_url is None:
             raise DispatchError("the PostgreSQL broker needs JCT_DATABASE_URL (set by jct up)")
-        broker = PostgresBroker(url=settings.database_url, results=False)
+        # A consumer that died (killed, crashed) leaves the messages it had taken "consumed";
+        # they go back to the queue once its heartbeat is older than the TTL. The library's
+        # defaults (15 s beats, 60 s TTL, upkeep every 30 s) let a few kills hold messages
+        # back for a minute or more; beating every second makes it a few seconds. A frozen
+        # consumer's messages come back too: their claim then finds the task taken.
+        broker = PostgresBroker(url=settings.database_url, results=False, heartbeat_interval=1.0,
+                                heartbeat_ttl=PG_CONSUMER_TTL_S, maintenance_interval=2.0)
     broker.declare_queue(settings.queue)
     return broker
 

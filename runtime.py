@@ -12,7 +12,6 @@ a process that never sends or stores never connects.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from config import Settings, load_settings
 from credentials import SecretSource
 from egress.policy import EgressPolicy
 from errors import ConfigError
+from holder import Holder, this_process
 from logging_setup import AttemptLogCollector, configure_logging
 from models.db import Database
 from redaction import SecretRegistry
@@ -58,6 +58,7 @@ class Runtime:
         self._db: Database | None = None
         self._broker: TaskBroker | None = None
         self._store: ArtifactStore | None = None
+        self._holder: Holder | None = None
         self._guard = threading.Lock()
 
     @property
@@ -86,9 +87,16 @@ class Runtime:
             return self._store
 
     @property
+    def holder(self) -> Holder:
+        """This process, as recorded on the attempts it runs (host, pid, boot, start)."""
+        if self._holder is None or self._holder.pid != os.getpid():
+            self._holder = this_process()
+        return self._holder
+
+    @property
     def worker_name(self) -> str:
-        """``host:pid`` of this process, as recorded on the attempts it runs."""
-        return f"{socket.gethostname()}:{os.getpid()}"
+        """``host:pid`` of this process."""
+        return self.holder.name
 
     def close(self) -> None:
         """Close the broker and the database pool (the process is done with them)."""

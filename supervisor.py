@@ -24,12 +24,8 @@ logger = logging.getLogger("jct.supervisor")
 
 # A child that lived this long was healthy: its death (a kill, an OOM) is restarted at once.
 STABLE_S = 10.0
-# A dramatiq that dies sooner than this died starting up, whatever its exit code says.
-STARTUP_S = 3.0
 # This many deaths in a row, each within STABLE_S of starting, is a crash loop: stop.
 MAX_QUICK_DEATHS = 5
-# dramatiq's main process exits with this when one of its worker processes was killed.
-DRAMATIQ_RET_KILLED = 1
 
 ROOT = Path(__file__).resolve().parent
 
@@ -109,9 +105,10 @@ class Supervisor:
             f"  grep <trace_id> {settings.log_file}\n\nCtrl-C stops everything.\n", flush=True)
 
     def wait(self) -> int:
-        """Block until a signal. A child that dies is restarted (dramatiq exits when one of its
-        worker processes is killed). Only a child that keeps dying right after it starts (a
-        crash loop: bad code, bad config) makes everything stop."""
+        """Block until a signal. A child that dies is restarted (the worker pool restarts its
+        own worker processes; this restarts the pool or gunicorn). Only a child that keeps
+        dying right after it starts (a crash loop: bad code, bad config) makes everything
+        stop."""
         while not self.stopping:
             for name, child in list(self.children.items()):
                 code = child.poll()
@@ -126,14 +123,10 @@ class Supervisor:
     def _restart(self, name: str, code: int) -> bool:
         """Restart ``name``; ``False`` when it is crash-looping and JCT should stop.
 
-        Killed from outside (a signal, or dramatiq's exit 1 when one of its worker processes was
-        killed): restart at once, however often. Any other exit soon after starting counts
-        towards a crash loop, with backoff between the restarts."""
+        Killed from outside (a signal): restart at once, however often. Any other exit soon
+        after starting counts towards a crash loop, with backoff between the restarts."""
         lived = time.monotonic() - self.started_at.get(name, 0.0)
-        # dramatiq exits 1 both when a worker process was killed and when one crashed at
-        # start-up: only a worker that got past start-up counts as killed from outside.
-        killed = code < 0 or (name == "worker" and code == DRAMATIQ_RET_KILLED
-                              and lived >= STARTUP_S)
+        killed = code < 0
         quick = 0 if killed or lived >= STABLE_S else self.quick_deaths.get(name, 0) + 1
         self.quick_deaths[name] = quick
         if quick >= MAX_QUICK_DEATHS:
@@ -177,11 +170,8 @@ class Supervisor:
 
 
 def worker_command(settings: Settings) -> list[str]:
-    """The dramatiq command line for this system's workers (also what ``jct worker`` runs)."""
-    return [sys.executable, "-m", "actors.main", "actors.worker:broker",
-            "--processes", str(settings.workers),
-            "--threads", str(settings.worker_threads), "--queues", settings.queue,
-            "--worker-shutdown-timeout", str(int((settings.shutdown_grace_s + 15) * 1000))]
+    """The command line of this system's worker pool (also what ``jct worker`` runs)."""
+    return [sys.executable, "-m", "actors.pool", "--processes", str(settings.workers)]
 
 
 def run_file(settings: Settings) -> Path:

@@ -1,1 +1,1 @@
-"""The worker side only: middleware and actors. ``dramatiq actors.worker`` boots it."""
+"""The worker side only: the worker pool, one worker process, its middleware and the actor."""

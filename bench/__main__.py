@@ -46,7 +46,7 @@ def _median_ms(session: requests.Session, method: str, url: str, count: int, **k
 def _worker_rss(stack: Stack) -> int:
     supervisor = psutil.Process(stack.state["pid"])
     workers = [p for p in supervisor.children(recursive=True)
-               if "actors.worker" in " ".join(p.cmdline())]
+               if "actors.pool" in " ".join(p.cmdline())]
     return sum(p.memory_info().rss for p in workers)
 
 

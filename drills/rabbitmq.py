@@ -131,3 +131,16 @@ class RabbitmqNode:
             self.process.kill()
             self.process.wait(10)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def delete_queue(url: str, queue: str) -> None:
+    """Remove a test's RabbitMQ queues (and Dramatiq's delay/dead-letter companions)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
+    finally:
+        connection.close()

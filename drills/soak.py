@@ -19,13 +19,17 @@ database alone to count what was left.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,7 @@ import psycopg
 import requests
 
 from drills.postgres import EmbeddedPostgres
+from drills.rabbitmq import delete_queue
 from drills.stack import start_drill_stack, worker_processes
 from harness.stack import Stack
 
@@ -57,7 +62,8 @@ class SoakResult:
     lost: int
     duplicated: int
     elapsed_s: float
-    kills: list[int] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    recovery: Recovery | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +72,57 @@ class SoakResult:
     def line(self) -> str:
         return (f"tasks={self.tasks} done={self.done} failed={self.failed} lost={self.lost} "
                 f"duplicated={self.duplicated} elapsed_s={self.elapsed_s:.1f}")
+
+
+@dataclass(frozen=True)
+class Kill:
+    pid: int
+    at: float  # wall-clock epoch seconds, the clock the database's timestamps use here
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """For every attempt a kill cut short: seconds from the kill to its task's next claim."""
+
+    cut: int
+    seconds: list[float]
+
+    @property
+    def never(self) -> int:
+        return self.cut - len(self.seconds)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def line(self) -> str:
+        if not self.seconds:
+            return f"recovery cut={self.cut} reclaimed=0"
+        return (f"recovery cut={self.cut} reclaimed={len(self.seconds)} "
+                f"p50_s={self.quantile(0.5):.2f} p99_s={self.quantile(0.99):.2f} "
+                f"max_s={max(self.seconds):.2f}")
+
+
+_CUT = """
+SELECT j.task_id, (SELECT EXTRACT(EPOCH FROM min(n.started_at)) FROM jobs n
+                    WHERE n.task_id = j.task_id AND n.started_at > j.started_at)
+  FROM jobs j
+ WHERE j.worker LIKE %s AND j.started_at <= to_timestamp(%s)
+   AND (j.finished_at IS NULL OR j.finished_at > to_timestamp(%s))
+   AND j.status IN ('lost', 'running')
+"""
+
+
+def measure_recovery(stack: Stack, kills: list[Kill]) -> Recovery:
+    """Attempts running on a killed process when it was killed, and how long after the kill
+    each one's task was claimed again (by any worker)."""
+    cut, seconds = 0, []
+    for kill in kills:
+        for _task, next_claim in stack.query(_CUT, f"%:{kill.pid}", kill.at, kill.at):
+            cut += 1
+            if next_claim is not None:
+                seconds.append(float(next_claim) - kill.at)
+    return Recovery(cut=cut, seconds=seconds)
 
 
 class Killer(threading.Thread):
@@ -78,7 +135,7 @@ class Killer(threading.Thread):
         super().__init__(name="soak-killer", daemon=True)
         self.stack, self.every_s, self.log, self.max_kills = stack, every_s, log, max_kills
         self.stopping = threading.Event()
-        self.killed: list[int] = []
+        self.killed: list[Kill] = []
 
     def run(self) -> None:
         while not self.stopping.wait(self.every_s):
@@ -89,10 +146,11 @@ class Killer(threading.Thread):
                 self.log("no worker process up to kill (restarting?)")
                 continue
             try:
+                at = time.time()
                 victim.send_signal(signal.SIGKILL)
             except psutil.Error:
                 continue
-            self.killed.append(victim.pid)
+            self.killed.append(Kill(victim.pid, at))
             self.log(f"kill -9 worker process {victim.pid} (#{len(self.killed)})")
 
     def _victim(self) -> psutil.Process | None:
@@ -104,6 +162,37 @@ class Killer(threading.Thread):
                 return random.choice(candidates)
             self.stopping.wait(0.2)
         return None
+
+
+class Progress:
+    """Notices when the count of ended tasks has not moved for ``stall_s`` seconds."""
+
+    def __init__(self, stall_s: float | None) -> None:
+        self.stall_s, self.last, self.since = stall_s, -1, time.monotonic()
+
+    def stalled(self, ended: int) -> bool:
+        if ended != self.last:
+            self.last, self.since = ended, time.monotonic()
+        return self.stall_s is not None and time.monotonic() - self.since > self.stall_s
+
+
+@contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops beside the drill (a busy machine), stopped after it."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def rabbitmq_env() -> dict[str, str]:
+    """Settings for a soak on RabbitMQ: this machine's server, a queue of the drill's own."""
+    url = os.environ.get("JCT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    return {"JCT_BROKER_URL": url, "JCT_QUEUE": f"jct_soak_{uuid.uuid4().hex[:8]}"}
 
 
 def enqueue_all(stack: Stack, tasks: int, log: Callable[[str], None]) -> list[str]:
@@ -142,11 +231,15 @@ def count(stack: Stack, ids: list[str]) -> tuple[int, int, int, int]:
 
 
 def run_soak(stack: Stack, *, tasks: int, kill_every_s: float, timeout_s: float,
-             max_kills: int | None = None, min_kills: int = 0,
+             max_kills: int | None = None, min_kills: int = 0, stall_s: float | None = None,
              log: Callable[[str], None] = lambda _: None) -> SoakResult:
     """Kill workers while ``tasks`` tasks are enqueued and run; stop killing once every task
-    ended and at least ``min_kills`` kills were made (or at the deadline), then count."""
+    ended and at least ``min_kills`` kills were made, then count.
+
+    It gives up at ``timeout_s``, or, with ``stall_s``, as soon as no task has ended for that
+    long: a slow machine makes the drill slower, only a real stall ends it early."""
     started = time.monotonic()
+    progress = Progress(stall_s)
     killer = Killer(stack, kill_every_s, log, max_kills)
     killer.start()
     try:
@@ -163,6 +256,9 @@ def run_soak(stack: Stack, *, tasks: int, kill_every_s: float, timeout_s: float,
             log(f"done={done} failed={failed} remaining={remaining} kills={len(killer.killed)}")
             if remaining == 0 and (len(killer.killed) >= min_kills or not killer.is_alive()):
                 break
+            if progress.stalled(done + failed):
+                log(f"no task ended for {stall_s:.0f}s: stalled")
+                break
             time.sleep(1.0)
     finally:
         killer.stopping.set()
@@ -171,8 +267,9 @@ def run_soak(stack: Stack, *, tasks: int, kill_every_s: float, timeout_s: float,
     if stack.process.poll() is not None:
         log(f"jct up exited with {stack.process.returncode}; see {stack.home / 'jct-up.out'}")
     done, failed, lost, duplicated = _final_count(stack, ids)
+    recovery = measure_recovery(stack, killer.killed) if stack.process.poll() is None else None
     return SoakResult(tasks=tasks, done=done, failed=failed, lost=lost, duplicated=duplicated,
-                      elapsed_s=elapsed, kills=list(killer.killed))
+                      elapsed_s=elapsed, kills=list(killer.killed), recovery=recovery)
 
 
 def _final_count(stack: Stack, ids: list[str]) -> tuple[int, int, int, int]:
@@ -204,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop killing after N kills (default: kill until every task ended)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="give up waiting after S seconds (default 120 + 0.1 s per task)")
+    parser.add_argument("--broker", choices=("postgres", "rabbitmq"), default="postgres",
+                        help="the PostgreSQL broker (default) or RabbitMQ at "
+                             "JCT_TEST_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%%2F)")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="run N busy loops beside the drill (a busy machine)")
     parser.add_argument("--home", type=Path, default=None,
                         help="JCT_HOME of the drill's stack (default: a new temporary directory)")
     args = parser.parse_args(argv)
@@ -215,15 +317,21 @@ def main(argv: list[str] | None = None) -> int:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="jct-soak-")) / "home"
     log(f"starting jct up in {home}")
-    stack = start_drill_stack(home, **SOAK_ENV)
-    try:
-        result = run_soak(stack, tasks=args.tasks, kill_every_s=args.kill_every,
-                          timeout_s=args.timeout or 120 + 0.1 * args.tasks,
-                          max_kills=args.max_kills, log=log)
-    finally:
-        stack.stop()
+    broker_env = rabbitmq_env() if args.broker == "rabbitmq" else {}
+    with background_load(args.background_load):
+        stack = start_drill_stack(home, **SOAK_ENV, **broker_env)
+        try:
+            result = run_soak(stack, tasks=args.tasks, kill_every_s=args.kill_every,
+                              timeout_s=args.timeout or 120 + 0.1 * args.tasks,
+                              max_kills=args.max_kills, log=log)
+        finally:
+            stack.stop()
+            if broker_env:
+                delete_queue(broker_env["JCT_BROKER_URL"], broker_env["JCT_QUEUE"])
     log(f"{len(result.kills)} worker processes killed; logs in {home / 'logs'}")
     print(result.line(), flush=True)
+    if result.recovery is not None:
+        print(result.recovery.line(), flush=True)
     return 0 if result.ok else 1
 
 

@@ -1,8 +1,8 @@
 """A JCT stack for a drill (the real ``jct up``), and its processes as psutil sees them.
 
-Process tree of ``jct up``: the supervisor (its pid is in ``run.json``) runs gunicorn and
-Dramatiq's CLI over ``actors.worker``; Dramatiq's main process forks the worker processes that
-run attempts. An attempt's ``jobs.worker`` is ``<host>:<pid of that worker process>``.
+Process tree of ``jct up``: the supervisor (its pid is in ``run.json``) runs gunicorn and the
+worker pool (``python -m actors.pool``), which forks the worker processes that run attempts. An
+attempt's ``jobs.worker`` is ``<host>:<pid of that worker process>``.
 """
 
 from __future__ import annotations
@@ -35,27 +35,27 @@ def supervisor(stack: Stack) -> psutil.Process:
     return psutil.Process(int(stack.state["pid"]))
 
 
-def _is_dramatiq(process: psutil.Process) -> bool:
+def _is_pool(process: psutil.Process) -> bool:
     try:
         command = process.cmdline()
     except psutil.Error:
         return False
-    return any(arg.startswith("actors.worker") for arg in command)  # actors.main actors.worker:broker
+    return "actors.pool" in command  # python -m actors.pool; its workers are forks of it
 
 
-def dramatiq_main(stack: Stack) -> psutil.Process | None:
-    """The dramatiq main process the supervisor runs now (None while it is being restarted)."""
+def worker_pool(stack: Stack) -> psutil.Process | None:
+    """The worker pool process the supervisor runs now (None while it is being restarted)."""
     try:
         children = supervisor(stack).children()
     except psutil.Error:
         return None
-    return next((child for child in children if _is_dramatiq(child)), None)
+    return next((child for child in children if _is_pool(child)), None)
 
 
 def worker_processes(stack: Stack, *, min_age_s: float = 0.0) -> list[psutil.Process]:
-    """The dramatiq worker processes alive now (children of the dramatiq main process) that
-    have been up at least ``min_age_s``."""
-    main = dramatiq_main(stack)
+    """The worker processes alive now (children of the worker pool) that have been up at least
+    ``min_age_s``."""
+    main = worker_pool(stack)
     if main is None:
         return []
     try:
@@ -70,7 +70,7 @@ def worker_processes(stack: Stack, *, min_age_s: float = 0.0) -> list[psutil.Pro
                 alive.append(child)
         except psutil.Error:
             continue
-    return [child for child in alive if _is_dramatiq(child)]
+    return alive
 
 
 def wait_worker_processes(stack: Stack, count: int, *, min_age_s: float = 0.0,
@@ -78,7 +78,7 @@ def wait_worker_processes(stack: Stack, count: int, *, min_age_s: float = 0.0,
     return wait_until(
         lambda: (found if len(found := worker_processes(stack, min_age_s=min_age_s)) >= count
                  else None),
-        timeout=timeout, interval=0.1, what=f"{count} dramatiq worker process(es)")
+        timeout=timeout, interval=0.1, what=f"{count} worker process(es)")
 
 
 def pid_of_worker(worker: str) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from errors import IllegalTransition, NotFound
+from holder import Holder
 from models.db import Database
 from models.events import record_event
 from states import AttemptStatus, Event, TaskStatus, attempt_outcome
@@ -68,6 +69,7 @@ class RescuedAttempt:
     attempt_id: str
     worker: str
     task_status: TaskStatus
+    reason: str = "worker_lost"
 
 
 class FenceLost(IllegalTransition):
@@ -125,19 +127,22 @@ _CLAIM_NEXT = _CLAIM.format(wait="SKIP LOCKED")
 _CLAIM_NAMED = _CLAIM.format(wait="")
 
 _START_ATTEMPT = """
-INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, lease_expires_at, heartbeat_at)
-VALUES (%(id)s, %(task_id)s, %(trace_id)s, %(number)s, 'running', %(worker)s,
-        now() + make_interval(secs => %(lease_s)s), now())
+INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, worker_host, worker_pid,
+                  worker_boot_id, worker_started_at, lease_expires_at, heartbeat_at)
+VALUES (%(id)s, %(task_id)s, %(trace_id)s, %(number)s, 'running', %(worker)s, %(host)s, %(pid)s,
+        %(boot_id)s, %(started_at)s, now() + make_interval(secs => %(lease_s)s), now())
 """
 
 
-def claim_task(db: Database, worker: str, lease_s: float,
+def claim_task(db: Database, worker: str | Holder, lease_s: float,
                task_id: str | None = None) -> Attempt | None:
-    """Claim one due queued task (that one, or the next) and start its attempt.
+    """Claim one due queued task (that one, or the next) and start its attempt, held by
+    ``worker`` (a ``Holder``, or just a name).
 
     ``None`` is a normal outcome: a duplicate delivery, a task not yet due, or (claiming the
     next) every due task is held by another worker.
     """
+    holder = worker if isinstance(worker, Holder) else None
     attempt_id = str(uuid.uuid4())
     with db.transaction():
         if task_id is not None:
@@ -149,11 +154,15 @@ def claim_task(db: Database, worker: str, lease_s: float,
         claimed_id, trace_id, number, max_attempts, spec, timeout_s = row
         attempt = Attempt(id=attempt_id, task_id=str(claimed_id), trace_id=str(trace_id),
                           number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s)
-        db.execute(_START_ATTEMPT, {"id": attempt.id, "task_id": attempt.task_id,
-                                    "trace_id": attempt.trace_id, "number": number,
-                                    "worker": worker, "lease_s": lease_s})
+        name = holder.name if holder else str(worker)
+        db.execute(_START_ATTEMPT, {
+            "id": attempt.id, "task_id": attempt.task_id, "trace_id": attempt.trace_id,
+            "number": number, "worker": name, "lease_s": lease_s,
+            "host": holder.host if holder else None, "pid": holder.pid if holder else None,
+            "boot_id": holder.boot_id if holder else None,
+            "started_at": holder.started_at if holder else None})
         record_event(db, attempt.task_id, attempt.trace_id, Event.TASK_CLAIMED, job_id=attempt.id,
-                     attempt=number, worker=worker)
+                     attempt=number, worker=name)
     return attempt
 
 
@@ -211,8 +220,10 @@ def finish_attempt(db: Database, attempt: Attempt, *, error: str | None, retryab
                       run_after=row[0] if requeue else None)
 
 
+# A task given back or rescued keeps its place in line (its run_after, already past): the next
+# claim anywhere takes it, ahead of tasks that came later.
 _GIVE_BACK_TASK = """
-UPDATE tasks SET status = 'queued', current_job_id = NULL, run_after = now(),
+UPDATE tasks SET status = 'queued', current_job_id = NULL, run_after = LEAST(run_after, now()),
        dispatched_at = NULL, updated_at = now()
  WHERE id = %(task_id)s AND current_job_id = %(attempt_id)s
 """
@@ -233,45 +244,77 @@ def give_back_attempt(db: Database, attempt: Attempt, reason: Event) -> None:
 
 # ── the rescuer ────────────────────────────────────────────────────────────────────────────
 
-_EXPIRED = """
+_HELD = """
 SELECT j.id, j.task_id, j.trace_id, j.attempt, j.worker, t.max_attempts, t.cancel_requested
   FROM jobs j JOIN tasks t ON t.id = j.task_id AND t.current_job_id = j.id
- WHERE j.status = 'running' AND t.status = 'running' AND j.lease_expires_at < now()
+ WHERE j.status = 'running' AND t.status = 'running' AND {which}
  ORDER BY j.lease_expires_at LIMIT %(limit)s
    FOR UPDATE OF j, t SKIP LOCKED
 """
+_EXPIRED = _HELD.format(which="j.lease_expires_at < now()")
+_CHOSEN = _HELD.format(which="j.id = ANY(%(ids)s::uuid[])")
 
 _RESCUE_TASK = """
 UPDATE tasks SET status = %(status)s, current_job_id = NULL, updated_at = now(),
-       error = CASE WHEN %(requeue)s THEN error
-                    ELSE 'worker_lost: worker ' || %(worker)s || ' stopped renewing its lease' END,
+       error = CASE WHEN %(requeue)s THEN error ELSE %(error)s END,
        finished_at = CASE WHEN %(requeue)s THEN NULL ELSE now() END,
-       run_after = now(), dispatched_at = NULL
+       run_after = LEAST(run_after, now()), dispatched_at = NULL
  WHERE id = %(task_id)s
 """
+
+# Why an attempt was taken from its worker: the reason (attempt error and event attribute) and
+# how the task's error reads when it has no attempt left.
+LEASE_EXPIRED = ("worker_lost", "worker {worker} stopped renewing its lease")
+PROCESS_GONE = ("worker_died", "worker {worker} exited while running it")
 
 
 def rescue_expired_leases(db: Database, limit: int = 100) -> list[RescuedAttempt]:
     """Attempts whose worker stopped renewing the lease: mark them ``lost`` (``worker_lost``)
     and requeue the task if attempts remain, else fail it with that reason."""
+    return _rescue(db, _EXPIRED, {"limit": limit}, LEASE_EXPIRED)
+
+
+def rescue_attempts(db: Database, attempt_ids: list[str]) -> list[RescuedAttempt]:
+    """These running attempts' processes are gone (``worker_died``): the same as an expired
+    lease, at once. Fenced: an attempt that already ended is left alone."""
+    return _rescue(db, _CHOSEN, {"ids": attempt_ids, "limit": len(attempt_ids)}, PROCESS_GONE)
+
+
+def _rescue(db: Database, select: str, params: dict[str, Any],
+            why: tuple[str, str]) -> list[RescuedAttempt]:
+    reason, explanation = why
     rescued: list[RescuedAttempt] = []
     with db.transaction():
-        for row in db.all(_EXPIRED, {"limit": limit}):
+        for row in db.all(select, params):
             attempt_id, task_id, trace_id = str(row[0]), str(row[1]), str(row[2])
             number, worker, max_attempts, cancel = row[3:]
             outcome = attempt_outcome(ok=False, retryable=True, attempts_left=number < max_attempts,
                                       cancelled=cancel, lost=True)
-            db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": "worker_lost",
+            db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": reason,
                                       "attempt_id": attempt_id})
-            db.execute(_RESCUE_TASK, {"status": str(outcome.task), "worker": worker,
+            db.execute(_RESCUE_TASK, {"status": str(outcome.task), "task_id": task_id,
                                       "requeue": outcome.task is TaskStatus.QUEUED,
-                                      "task_id": task_id})
+                                      "error": f"{reason}: {explanation.format(worker=worker)}"})
             record_event(db, task_id, trace_id, Event.ATTEMPT_LOST, job_id=attempt_id,
-                         attempt=number, worker=worker, reason="worker_lost")
+                         attempt=number, worker=worker, reason=reason)
             record_event(db, task_id, trace_id, outcome.event, job_id=attempt_id, attempt=number,
-                         error="worker_lost")
-            rescued.append(RescuedAttempt(task_id, trace_id, attempt_id, worker, outcome.task))
+                         error=reason)
+            rescued.append(RescuedAttempt(task_id, trace_id, attempt_id, worker, outcome.task,
+                                          reason))
     return rescued
+
+
+_RUNNING_ON = """
+SELECT id, worker_pid, worker_started_at FROM jobs
+ WHERE status = 'running' AND worker_host = %(host)s AND worker_boot_id = %(boot_id)s
+   AND worker_pid IS NOT NULL
+"""
+
+
+def running_on(db: Database, host: str, boot_id: str) -> list[tuple[str, int, float | None]]:
+    """``(attempt id, pid, process start)`` of the running attempts held on this machine."""
+    return [(str(r[0]), int(r[1]), r[2]) for r in db.all(_RUNNING_ON, {"host": host,
+                                                                       "boot_id": boot_id})]
 
 
 # ── the operator ───────────────────────────────────────────────────────────────────────────

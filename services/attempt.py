@@ -33,22 +33,37 @@ def retry_delay_s(settings: Settings, attempt: int) -> float:
 
 
 def run_task(rt: Runtime, task_id: str) -> TaskStatus | None:
-    """Claim and run ``task_id`` if it is claimable; returns the task's status after, or None."""
+    """A wake-up for ``task_id``: claim the first task in line (highest priority, then the
+    oldest due), else ``task_id`` itself, and run one attempt of it; returns the task's status
+    after, or None when nothing was claimable.
+
+    Messages are wake-ups, not assignments: taking the first in line keeps priorities and lets
+    a task given back or rescued run at the next wake-up anywhere, instead of after whatever
+    queued behind it. Claiming the next skips rows others hold; the named task is then claimed
+    waiting out short locks (the API marking it dispatched), so its own message never leaves
+    it behind."""
     with rt.db.connection():
-        attempt = state_machine.claim_task(rt.db, rt.worker_name, rt.settings.lease_s, task_id)
+        holder, lease_s = rt.holder, rt.settings.lease_s
+        attempt = (state_machine.claim_task(rt.db, holder, lease_s)
+                   or state_machine.claim_task(rt.db, holder, lease_s, task_id))
         if attempt is None:
             log_event(logger, "duplicate_delivery",
-                      f"task {task_id} is not claimable (running elsewhere, finished or not due); "
-                      "message acknowledged")
+                      f"task {task_id} is not claimable (running elsewhere, finished or not due) "
+                      "and no other task is due; message acknowledged")
             return None
-        _check_trace(attempt)
-        with tracing.bound(trace_id=attempt.trace_id, job_id=attempt.id):
+        said = tracing.trace_id_var.get()
+        with tracing.bound(trace_id=attempt.trace_id, task_id=attempt.task_id, job_id=attempt.id):
+            _check_trace(attempt, task_id, said)
             return _run_attempt(rt, attempt)
 
 
-def _check_trace(attempt: Attempt) -> None:
-    """The row's trace id is the truth; a message that said otherwise is logged."""
-    said = tracing.trace_id_var.get()
+def _check_trace(attempt: Attempt, woken_for: str, said: str | None) -> None:
+    """The row's trace id is the truth; a message for this task that said otherwise is
+    logged (a wake-up that ran another task says so too, under that task's trace)."""
+    if attempt.task_id != woken_for:
+        log_event(logger, "claimed_first_in_line", f"woken for task {woken_for}; ran task "
+                  f"{attempt.task_id}, first in line", woken_for=woken_for)
+        return
     if said is not None and said != attempt.trace_id:
         log_event(logger, "trace_mismatch", f"message carried trace {said}; the task's row says "
                   f"{attempt.trace_id}, which is used", level=logging.WARNING,

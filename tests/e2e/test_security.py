@@ -193,7 +193,7 @@ def _worker_peak_rss(stack: Stack) -> int:
     supervisor = psutil.Process(int(stack.state["pid"]))
     peaks = []
     for process in supervisor.children(recursive=True):
-        if any(arg.startswith("actors.worker") for arg in process.cmdline()):
+        if "actors.pool" in process.cmdline():
             status = Path(f"/proc/{process.pid}/status").read_text()
             peaks.append(int(next(line.split()[1] for line in status.splitlines()
                                   if line.startswith("VmHWM"))) * 1024)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from drills.stack import dramatiq_main, pid_of_worker, running_job, worker_processes
+from drills.stack import pid_of_worker, running_job, worker_pool, worker_processes
 from harness.wait import wait_until
 from tests.faults.conftest import StartStack, events_of, jobs_of, sleep_spec
 
@@ -31,7 +31,7 @@ def test_sigterm_gives_back_the_attempts_in_flight_and_they_finish_on_the_restar
     *tasks, short_id = [task["task_id"] for task in batch.json()["tasks"]]
     first_jobs = {task_id: running_job(stack, task_id)[0] for task_id in tasks}
     running_job(stack, short_id)
-    main = dramatiq_main(stack)
+    main = worker_pool(stack)
     assert main is not None
     workers_before = {p.pid for p in worker_processes(stack)}
 

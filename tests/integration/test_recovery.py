@@ -3,6 +3,8 @@ stopped renewing its lease; a log blob that S3 refused is kept and uploaded late
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 import tracing
+from holder import Holder, started_at
 from models import state_machine
 from models.state_machine import Attempt, FenceLost, NewTask
 from models.views import get_task
@@ -18,7 +21,7 @@ from runtime import Runtime
 from services.artifacts import upload_pending
 from services.attempt import run_task
 from services.enqueue import enqueue
-from services.maintenance import rescue_lost_attempts
+from services.rescue import reap_dead_holders, rescue_lost_attempts
 from services.spec import validate_spec
 from storage.s3 import key_from_uri, metadata_value
 
@@ -95,3 +98,46 @@ def test_a_log_blob_s3_refused_is_kept_pending_and_uploaded_later(
     assert metadata_value(store.head(key)["Metadata"], "trace-id") == trace_id  # type: ignore[arg-type]
     assert b"kept" in b"".join(store.stream(key))
     assert [e["event"] for e in _task(rt, result.task_id)["events"]][-1] == "artifact_stored"
+
+
+def _held_by(rt: Runtime, holder: Holder) -> Attempt:
+    spec = validate_spec({"steps": [{"action": "echo", "params": {"message": "x"}}],
+                          "max_attempts": 2})
+    with rt.db.connection():
+        (task_id,) = state_machine.create_tasks(rt.db, [NewTask(trace_id=tracing.new_trace_id(),
+                                                                spec=spec)])
+        attempt = state_machine.claim_task(rt.db, holder, 30, task_id)
+    assert attempt is not None
+    return attempt
+
+
+def test_a_dead_holder_on_this_machine_is_released_at_once(rt: Runtime) -> None:
+    """A worker process that is gone (here: killed) frees its attempt without waiting out the
+    30 s lease; a live one, and one on another machine, are left to their leases."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    me = rt.holder
+    dead_holder = Holder(me.host, child.pid, me.boot_id, started_at(child.pid))
+    dead = _held_by(rt, dead_holder)
+    alive = _held_by(rt, me)
+    elsewhere = _held_by(rt, Holder("another-host", child.pid, "another-boot", 1.0))
+    assert reap_dead_holders(rt) == 0, "nobody is dead yet"
+    child.kill()
+    child.wait()
+    assert reap_dead_holders(rt) == 1
+    task = _task(rt, dead.task_id)
+    assert task["status"] == "queued"
+    assert [(j["status"], j["error"]) for j in task["jobs"]] == [("lost", "worker_died")]
+    assert [e["attrs"].get("reason") for e in task["events"] if e["event"] == "attempt_lost"] == [
+        "worker_died"]
+    assert _task(rt, alive.task_id)["status"] == "running"
+    assert _task(rt, elsewhere.task_id)["status"] == "running"
+    with rt.db.connection(), pytest.raises(FenceLost):
+        state_machine.finish_attempt(rt.db, dead, error=None, retryable=False, retry_delay_s=0)
+
+
+def test_a_reused_pid_does_not_keep_a_dead_holder_alive(rt: Runtime) -> None:
+    me = rt.holder
+    impostor = Holder(me.host, me.pid, me.boot_id, (me.started_at or 0) - 100)  # another start
+    attempt = _held_by(rt, impostor)
+    assert reap_dead_holders(rt) == 1
+    assert _task(rt, attempt.task_id)["status"] == "queued"

@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from drills.rabbitmq import delete_queue  # noqa: F401 - the tests' import path
+
 RABBITMQ_URL = os.environ.get("JCT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
@@ -33,16 +35,3 @@ def require_rabbitmq() -> str:
         pytest.fail(f"{message}; under CI=true broker tests must run, not skip")
     pytest.skip(message)
     raise AssertionError("unreachable")
-
-
-def delete_queue(url: str, queue: str) -> None:
-    """Remove a test's RabbitMQ queues (and Dramatiq's delay/dead-letter companions)."""
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-            channel.queue_delete(name)
-    finally:
-        connection.close()
