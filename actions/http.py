@@ -5,51 +5,121 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from typing import Any
-from urllib.parse import urlparse
+from typing import Annotated, Any
+from urllib.parse import urlparse, urlsplit
 
 import requests
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import tracing
-from actions.base import ActionContext, ActionResult, reject_unknown, require_number, require_str
-from errors import ActionError, PermanentActionError, RetryableActionError, SpecInvalid
+from actions.base import ActionContext, ActionParams, ActionResult, validate_params
+from errors import ActionError, PermanentActionError, RetryableActionError
 from logging_setup import log_event
+from validation import SchemaPattern, StorableJson, Text
 
 logger = logging.getLogger(__name__)
 
-METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 REPORT_BODY_LIMIT = 256 * 1024
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+METHOD_PATTERN = "^(?:" + "|".join(_any_case(m) for m in METHODS) + ")$"
+# An absolute http(s) URL with a host: no user-info, no backslash, no spaces or control
+# characters (they are where URL parsers disagree), a bracketed IPv6 literal allowed.
+URL_PATTERN = ("^" + _any_case("http") + "[Ss]?://"
+               r"(?:[^\x00-\x20\x7f/?#@\[\]\\:]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+               r"(?:[/?#][^\x00-\x20\x7f]*)?$")
+
+
+def _method(value: str) -> str:
+    if not re.fullmatch(METHOD_PATTERN, value):
+        raise PydanticCustomError("http_method", "must be one of {methods} (any case)",
+                                  {"methods": ", ".join(METHODS)})
+    return value.upper()
+
+
+def _url(value: str) -> str:
+    problem = "must be an absolute http:// or https:// URL with a host (no user-info, no spaces)"
+    if not re.fullmatch(URL_PATTERN, value):
+        raise PydanticCustomError("http_url", problem)
+    try:
+        host = urlsplit(value).hostname
+    except ValueError as exc:  # e.g. a bracketed host that is not an IPv6 address
+        raise PydanticCustomError("http_url", "{problem}: {reason}",
+                                  {"problem": problem, "reason": str(exc)}) from None
+    if not host:
+        raise PydanticCustomError("http_url", problem)
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # absent means "no body"; null is not a body
+
+
+Status = Annotated[int, Field(ge=100, le=599)]
+Statuses = Annotated[list[Status], Field(min_length=1)]
+
+
+class HttpParams(ActionParams):
+    """Params of `http`: one downstream call carrying the trace headers; the response is kept
+    as a report artifact."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["json", "body"]}})
+
+    method: Annotated[str, AfterValidator(_method), SchemaPattern(METHOD_PATTERN)] = Field(
+        "GET", description="Any case; sent upper-case.")
+    url: Annotated[Text, AfterValidator(_url), SchemaPattern(URL_PATTERN)] = Field(
+        description="Checked against JCT_HTTP_ALLOWED_HOSTS when the step runs.")
+    headers: dict[Text, Text] = Field({}, description="Sent as given, with the trace headers.")
+    json_: StorableJson = Field(None, alias="json", description="Any JSON value, sent as the body.")
+    # Absent means no body; an explicit null is refused, as a non-string is.
+    body: Text = Field(None, description="A text body; give `json` or `body`, not both.",  # type: ignore[assignment]
+                       json_schema_extra=_no_default)
+    timeout_s: float = Field(30.0, ge=0.1, le=3600, description="Also bounded by the task's "
+                             "`timeout_s`.")
+    expect_status: Annotated[Statuses | None, BeforeValidator(
+        _one_or_many, json_schema_input_type=Status | Statuses | None)] = Field(
+        None, description="The status(es) that count as success; default any 2xx.")
+
+    @model_validator(mode="after")
+    def _json_or_body(self) -> HttpParams:
+        if {"json_", "body"} <= self.model_fields_set:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("json_and_body", "give json or body, not both"),
+                loc=("body",), input=self.body)])
+        return self
+
+    def normalised(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": self.headers,
+                "json": self.json_, "has_json": "json_" in self.model_fields_set,
+                "body": self.body, "timeout_s": self.timeout_s,
+                "expect_status": self.expect_status}
 
 
 class HttpAction:
     name = "http"
+    params_model = HttpParams
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
-        reject_unknown(params, {"method", "url", "headers", "json", "body", "timeout_s",
-                                "expect_status"}, where)
-        method = require_str(params, "method", where, required=False, default="GET").upper()
-        if method not in METHODS:
-            raise SpecInvalid(f"{where}.method", f"must be one of {sorted(METHODS)}")
-        url = require_str(params, "url", where)
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise SpecInvalid(f"{where}.url", "must be an absolute http:// or https:// URL")
-        headers = params.get("headers", {})
-        if not isinstance(headers, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-            raise SpecInvalid(f"{where}.headers", "must be an object of string values")
-        if "json" in params and "body" in params:
-            raise SpecInvalid(f"{where}.body", "give json or body, not both")
-        if "body" in params and not isinstance(params["body"], str):
-            raise SpecInvalid(f"{where}.body", "must be a string")
-        return {
-            "method": method, "url": url, "headers": headers,
-            "json": params.get("json"), "has_json": "json" in params, "body": params.get("body"),
-            "timeout_s": require_number(params, "timeout_s", where, minimum=0.1, maximum=3600,
-                                        default=30),
-            "expect_status": _expect_status(params.get("expect_status"), f"{where}.expect_status"),
-        }
+        return validate_params(HttpParams, params, where)
 
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.check()
@@ -103,17 +173,6 @@ def _check_status(status: int, expected: list[int] | None) -> None:
     if status >= 500 or status == 429:
         raise RetryableActionError(message)
     raise PermanentActionError(message)
-
-
-def _expect_status(value: Any, where: str) -> list[int] | None:
-    if value is None:
-        return None
-    codes = [value] if isinstance(value, int) else value
-    if (not isinstance(codes, list) or not codes
-            or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599
-                       for c in codes)):
-        raise SpecInvalid(where, "must be a status code or a list of status codes (100-599)")
-    return codes
 
 
 def _report(params: dict[str, Any], headers: dict[str, str], response: requests.Response,

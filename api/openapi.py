@@ -1,16 +1,24 @@
-"""``GET /openapi.json``: the OpenAPI 3.1 document of this API, written by hand.
+"""``GET /openapi.json``: the OpenAPI 3.1 document of this API.
 
-Hand-written on purpose: it is the contract people build against, so it says what the API
-promises rather than what a generator could infer. ``tests/e2e/test_openapi.py`` keeps it true:
-every URL rule must be documented, and real responses must validate against these schemas.
+The request schemas (the task spec, each action's params, the batch request) are generated from
+the models that validate requests (``api/request_schemas.py``), so an action's params model
+appears here by itself. Paths, responses and the error shape are written here: they say what the
+API promises. ``tests/e2e/test_openapi.py`` keeps it true: every URL rule must be documented,
+and real responses must validate against these schemas.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
+
+from actions.base import Action
+from api.request_schemas import request_schemas
+from services.spec import BATCH_REQUEST, TASK_SPEC, batch_request_model, task_spec_model
 
 bp = Blueprint("openapi", __name__)
 
@@ -23,10 +31,18 @@ DIAGNOSES = ["waiting_for_worker", "not_dispatched", "retry_scheduled", "running
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    return jsonify(openapi_document())
+    return jsonify(_served_document())
 
 
-def openapi_document() -> dict[str, Any]:
+@cache
+def _served_document() -> dict[str, Any]:
+    return openapi_document()
+
+
+def openapi_document(actions: Mapping[str, Action] | None = None) -> dict[str, Any]:
+    """The document; with ``actions``, for that set of actions instead of the registry's."""
+    spec_model = TASK_SPEC if actions is None else task_spec_model(actions)
+    batch_model = BATCH_REQUEST if actions is None else batch_request_model(spec_model)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -35,6 +51,8 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Tasks accepted, persisted, run and explained by trace id.",
             "description": (
                 "Every response carries `X-Trace-Id`. Errors are JSON `{\"error\", \"detail\"}`. "
+                "A method a path does not list is answered `405` (`method_not_allowed`, with "
+                "`Allow`; see `components.responses.MethodNotAllowed`). "
                 "With `JCT_API_TOKEN`/`JCT_API_TOKENS` set, every endpoint but `/healthz` needs "
                 "`Authorization: Bearer <token>`; `read` tokens may only GET."),
         },
@@ -44,10 +62,11 @@ def openapi_document() -> dict[str, Any]:
                  {"name": "operations"}, {"name": "console"}],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **request_schemas(spec_model, batch_model)},
             "parameters": _parameters(),
             "headers": {"X-Trace-Id": {"description": "The trace id this request ran under.",
                                        "schema": {"type": "string", "format": "uuid"}}},
+            "responses": {"MethodNotAllowed": _method_not_allowed()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -77,6 +96,10 @@ def _object(properties: dict[str, Schema], *, required: list[str] | None = None,
     return schema
 
 
+# What ``tracing.canonical_trace_id`` accepts (tests/unit/test_openapi_document.py holds them together).
+TRACE_ID_PATTERN = ("^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+                    "|[0-9A-Fa-f]{32})$")
+
 UUID: Schema = {"type": "string", "format": "uuid"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 TEXT: Schema = {"type": "string"}
@@ -91,6 +114,12 @@ def _json(schema: Schema, description: str) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
+
+
+def _method_not_allowed() -> dict[str, Any]:
+    response = _error("Any method a path does not list (`TRACE`, `PUT`, …): `method_not_allowed`.")
+    response["headers"]["Allow"] = {"description": "The methods the path serves.", "schema": TEXT}
+    return response
 
 
 def _html(description: str) -> dict[str, Any]:
@@ -137,8 +166,8 @@ def _parameters() -> dict[str, Any]:
     return {
         "XTraceId": {"name": "X-Trace-Id", "in": "header", "required": False,
                      "description": "Adopt this trace id (a UUID in any case, hyphenated or 32 hex); "
-                                    "anything else is a 400.",
-                     "schema": {"type": "string"}},
+                                    "anything else, an empty value included, is a 400.",
+                     "schema": {"type": "string", "pattern": TRACE_ID_PATTERN}},
         "Traceparent": {"name": "traceparent", "in": "header", "required": False,
                         "description": "W3C trace context; a valid one's trace-id becomes the trace "
                                        "id when `X-Trace-Id` is absent, an invalid one is ignored.",
@@ -208,8 +237,7 @@ def _enqueue() -> dict[str, Any]:
 
 
 def _enqueue_batch() -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": _object(
-        {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskSpec")}})}}}
+    body = {"required": True, "content": {"application/json": {"schema": _ref("BatchRequest")}}}
     return _operation(
         "enqueueBatch", "tasks", "Enqueue several tasks in one transaction, under one trace id.",
         {"202": _json(_ref("BatchEnqueued"), "All stored (or none, on any error).")}, body=body,
@@ -319,8 +347,6 @@ def _schemas() -> dict[str, Schema]:
         "Error": _object({"error": {"type": "string", "description": "A stable snake_case code."},
                           "detail": {"description": "A sentence, or an object naming the field."},
                           "trace_id": _nullable(UUID)}, required=["error", "detail"]),
-        "TaskSpec": _task_spec(),
-        "Step": _step(),
         "Enqueued": _object({"task_id": UUID, "trace_id": UUID, "status": {"enum": STATUSES}}),
         "BatchEnqueued": _object({"trace_id": UUID, "tasks": {"type": "array", "items": _ref("Enqueued")}}),
         "Health": _object({"ok": {"type": "boolean"},
@@ -347,44 +373,6 @@ def _schemas() -> dict[str, Schema]:
                                                    "true: the task was running and stops at its "
                                                    "next step boundary."}}),
         "Retried": _object({"task_id": UUID, "trace_id": UUID, "status": {"const": "queued"}}),
-    }
-
-
-def _task_spec() -> Schema:
-    return _object({
-        "name": _nullable({"type": "string", "minLength": 1, "maxLength": 200}),
-        "steps": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ref("Step")},
-        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-        "timeout_s": _nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 86400}),
-        "priority": {"type": "integer", "minimum": -100, "maximum": 100, "default": 0},
-        "labels": {"type": "object", "maxProperties": 50,
-                   "additionalProperties": {"type": "string", "maxLength": 200}},
-    }, required=["steps"], description="Only `steps` is required; steps run in order.")
-
-
-def _step() -> Schema:
-    """A step; the built-in actions' params are spelled out, others are plain objects."""
-    params = {
-        "echo": _object({"message": TEXT}),
-        "sleep": _object({"seconds": {"type": "number", "minimum": 0, "maximum": 86400}}),
-        "fail": _object({"message": TEXT, "retryable": {"type": "boolean", "default": True}},
-                        required=[]),
-        "http": _object({
-            "method": {"type": "string", "default": "GET"},
-            "url": {"type": "string", "format": "uri"},
-            "headers": {"type": "object", "additionalProperties": TEXT},
-            "json": {"description": "Any JSON value, sent as the body."},
-            "body": TEXT,
-            "timeout_s": {"type": "number", "minimum": 0.1, "maximum": 3600, "default": 30},
-            "expect_status": {"oneOf": [INT, {"type": "array", "items": INT}]},
-        }, required=["url"]),
-    }
-    return {
-        "type": "object", "required": ["action"], "additionalProperties": False,
-        "properties": {"action": {"type": "string", "examples": list(params)},
-                       "params": {"type": "object", "default": {}}},
-        "allOf": [{"if": {"properties": {"action": {"const": name}}},
-                   "then": {"properties": {"params": schema}}} for name, schema in params.items()],
     }
 
 
