@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     GetJsonSchemaHandler,
     PlainValidator,
@@ -67,6 +68,19 @@ def storable_text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(storable_text), SchemaPattern(NO_NUL)]
+
+
+def whole_number(value: Any) -> Any:
+    """JSON has one number type: ``3.0`` is the integer 3, as JSON Schema says; ``3.5``, ``true``
+    and ``"3"`` stay refused (strict)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Last in an ``Annotated[int, Field(...), WHOLE_NUMBER]``: after the constraints, so that they
+# stay JSON Schema keywords.
+WHOLE_NUMBER = BeforeValidator(whole_number)
 
 
 def storable_json(value: Any) -> Any:

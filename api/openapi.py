@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from actions.base import Action
 from api.request_schemas import request_schemas
+from api.tasks import SINCE_PATTERN
 from services.spec import BATCH_REQUEST, TASK_SPEC, batch_request_model, task_spec_model
 
 bp = Blueprint("openapi", __name__)
@@ -101,6 +102,7 @@ TRACE_ID_PATTERN = ("^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f
                     "|[0-9A-Fa-f]{32})$")
 
 UUID: Schema = {"type": "string", "format": "uuid"}
+SINCE = SINCE_PATTERN.pattern
 TIME: Schema = {"type": "string", "format": "date-time"}
 TEXT: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
@@ -158,8 +160,14 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 
 
 def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    """An optional query parameter; given empty, it is as if not given."""
     return {"name": name, "in": "query", "required": False, "description": description,
             "schema": schema}
+
+
+STATUS_FILTER: Schema = {"enum": [*STATUSES, ""]}
+CURSOR = ("`next_cursor` of the page before; a value this API did not hand out is a 400 "
+          "(`bad_request`).")
 
 
 def _parameters() -> dict[str, Any]:
@@ -199,8 +207,8 @@ def _paths() -> dict[str, Any]:
         "/": {"get": _console("consoleTasks", "The operator console: the task list.",
                               [_query("q", TEXT, "A trace id, a task id (redirects to the task), "
                                                  "a label `key:value`, or a task name."),
-                               _query("status", {"enum": STATUSES}, "Only tasks in this status."),
-                               _query("cursor", TEXT, "`next_cursor` of the page before.")])},
+                               _query("status", STATUS_FILTER, "Only tasks in this status."),
+                               _query("cursor", TEXT, CURSOR)])},
         "/ui/tasks/{task_id}": {"get": _console("consoleTask", "Console: one task's whole story.",
                                                 [_path_param("task_id", "The task's id.")])},
         "/ui/traces/{trace_id}": {"get": _console("consoleTrace", "Console: every task of a trace "
@@ -258,14 +266,17 @@ def _list_tasks() -> dict[str, Any]:
     return _operation(
         "listTasks", "tasks", "Tasks, newest first, paged by a stable cursor.",
         {"200": _json(_ref("TaskPage"), "One page.")},
-        parameters=[_query("status", {"enum": STATUSES}, "Only tasks in this status."),
-                    _query("trace_id", TEXT, "Only tasks of this trace."),
+        parameters=[_query("status", STATUS_FILTER, "Only tasks in this status."),
+                    _query("trace_id", {"type": "string", "pattern": f"^(?:{TRACE_ID_PATTERN[1:-1]})?$"},
+                           "Only tasks of this trace (a UUID, hyphenated or 32 hex)."),
                     _query("name", TEXT, "Only tasks with this name."),
-                    _query("label", TEXT, "`key:value`: only tasks with this label."),
-                    _query("since", TIME, "Only tasks created at or after this ISO 8601 time."),
+                    _query("label", {"type": "string", "pattern": r"^(?:[^:]+:[\s\S]*)?$"},
+                           "`key:value`: only tasks with this label."),
+                    _query("since", {"anyOf": [{**TIME, "pattern": SINCE}, {"const": ""}]},
+                           "Only tasks created at or after this RFC 3339 time (with its offset)."),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                            "Page size."),
-                    _query("cursor", TEXT, "`next_cursor` of the page before.")])
+                    _query("cursor", TEXT, CURSOR)])
 
 
 def _get_task() -> dict[str, Any]:

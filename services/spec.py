@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from actions import REGISTRY
 from actions.base import Action, ActionParams
 from errors import SpecInvalid, UnknownAction
-from validation import SpecModel, Text, field_invalid, first_error
+from validation import WHOLE_NUMBER, SpecModel, Text, field_invalid, first_error
 
 MAX_STEPS = 100
 MAX_BATCH = 1000
@@ -31,8 +31,19 @@ LabelKey = Annotated[Text, Field(max_length=100)]
 LabelValue = Annotated[Text, Field(max_length=200)]
 
 
+def _params_required_if_needed(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Absent params are validated as ``{}``; where the action requires some, the document says
+    ``params`` is required (the error still names the missing param)."""
+    params = model.model_fields["params"].annotation
+    if isinstance(params, type) and issubclass(params, BaseModel) and any(
+            field.is_required() for field in params.model_fields.values()):
+        schema["required"] = sorted({*schema.get("required", []), "params"})
+
+
 class Step(SpecModel):
     """One step; ``step_model`` makes each action's variant."""
+
+    model_config = ConfigDict(json_schema_extra=_params_required_if_needed)
 
     action: str
     params: ActionParams
@@ -48,11 +59,12 @@ class TaskSpec(SpecModel):
 
     name: Name | None = Field(None, description="Shown in lists and logs; need not be unique.")
     steps: Sequence[Step] = Field(min_length=1, max_length=MAX_STEPS)
-    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100,
-                              description="Attempts in all, the first included.")
+    max_attempts: Annotated[int, Field(ge=1, le=100), WHOLE_NUMBER] = Field(
+        DEFAULT_MAX_ATTEMPTS, description="Attempts in all, the first included.")
     timeout_s: float | None = Field(None, gt=0, le=86400,
                                     description="Each attempt's deadline, in seconds.")
-    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    priority: Annotated[int, Field(ge=-100, le=100), WHOLE_NUMBER] = Field(
+        0, description="Higher runs first.")
     labels: dict[LabelKey, LabelValue] = Field({}, max_length=50,
                                                description="Free-form `key: value` tags.")
 
