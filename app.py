@@ -58,7 +58,8 @@ def _bind_trace() -> None:
     g.trace_id = trace_id
     g.trace_tokens = tracing.bind_values(trace_id=trace_id)
     request.environ["jct.trace_id"] = trace_id
-    if g.trace_error is not None:
+    # No such route or method (404/405) answers first: a bad header on it is beside the point.
+    if g.trace_error is not None and request.routing_exception is None:
         raise g.trace_error
 
 

@@ -119,7 +119,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _method_not_allowed() -> dict[str, Any]:
-    response = _error("Any method a path does not list (`TRACE`, `PUT`, …): `method_not_allowed`.")
+    response = _error("Any method a path does not list (`TRACE`, `PUT`, …): `method_not_allowed`, "
+                      "whatever the request's headers.")
     response["headers"]["Allow"] = {"description": "The methods the path serves.", "schema": TEXT}
     return response
 

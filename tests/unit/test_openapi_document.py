@@ -222,8 +222,9 @@ def test_a_method_a_path_does_not_list_is_405_with_allow() -> None:
     client = create_app(load_settings({}), configure_logs=False).test_client()
     for path, item in document["paths"].items():
         url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
-        for method in ("TRACE", "PUT", "DELETE"):
-            response = client.open(url, method=method)
+        for method, headers in (("TRACE", {}), ("PUT", {}), ("DELETE", {}),
+                                ("TRACE", {"X-Trace-Id": ""}), ("TRACE", {"X-Trace-Id": "x"})):
+            response = client.open(url, method=method, headers=headers)
             assert response.status_code == 405, (method, path)
             assert response.get_json()["error"] == "method_not_allowed"
             allowed = {m.strip() for m in response.headers["Allow"].split(",")}
