@@ -57,7 +57,8 @@ def _bind_trace() -> None:
     g.trace_id = trace_id
     g.trace_tokens = tracing.bind_values(trace_id=trace_id)
     request.environ["jct.trace_id"] = trace_id
-    if g.trace_error is not None:
+    # No such route or method (404/405) answers first: a bad header on it is beside the point.
+    if g.trace_error is not None and request.routing_exception is None:
         raise g.trace_error
 
 
@@ -121,7 +122,9 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 def _render_http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     code = _HTTP_CODES.get(status, exc.name.lower().replace(" ", "_"))
-    return _error(status, code, exc.description)
+    # Keep werkzeug's headers but its HTML Content-Type: a 405 must say what is Allowed.
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+    return jsonify(error=code, detail=exc.description, trace_id=g.get("trace_id")), status, headers
 
 
 def _render_unexpected(exc: Exception) -> ResponseReturnValue:

@@ -1,4 +1,4 @@
-"""What an action is: validates its params, runs with a context, returns a result.
+"""What an action is: declares its params model, runs with a context, returns a result.
 
 Actions know nothing about rows or brokers; the ``ActionRunner`` records what they did.
 """
@@ -10,10 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from credentials import SecretSource
 from egress.policy import EgressPolicy
-from errors import ActionTimeout, SpecInvalid, stop_error
+from errors import ActionTimeout, stop_error
 from redaction import SecretRegistry
+from validation import SpecModel, field_invalid, first_error
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -73,8 +76,22 @@ class ActionContext:
             time.sleep(min(left, self.poll_s, remaining if remaining is not None else left))
 
 
+class ActionParams(SpecModel):
+    """An action's params, declared as a model in the action's module; the model validates a
+    step's params and is the action's params schema in ``/openapi.json``."""
+
+    def normalised(self) -> dict[str, Any]:
+        """The params as ``run`` receives them (defaults filled in)."""
+        return self.model_dump(by_alias=True)
+
+
 class Action(Protocol):
     name: str
+
+    @property
+    def params_model(self) -> type[ActionParams]:
+        """The model of this action's params (it validates them and documents them)."""
+        ...
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
         """Return normalised params or raise ``SpecInvalid`` naming ``where.field``."""
@@ -83,26 +100,10 @@ class Action(Protocol):
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult: ...
 
 
-def require_str(params: dict[str, Any], key: str, where: str, *, required: bool = True,
-                default: str = "") -> str:
-    value = params.get(key, None if required else default)
-    if not isinstance(value, str):
-        raise SpecInvalid(f"{where}.{key}", "is required and must be a string" if required
-                          else "must be a string")
-    return value
-
-
-def require_number(params: dict[str, Any], key: str, where: str, *, minimum: float,
-                   maximum: float, default: float | None = None) -> float:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecInvalid(f"{where}.{key}", "is required and must be a number")
-    if not minimum <= value <= maximum:
-        raise SpecInvalid(f"{where}.{key}", f"must be between {minimum} and {maximum}")
-    return float(value)
-
-
-def reject_unknown(params: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise SpecInvalid(f"{where}.{unknown[0]}", f"unknown parameter; allowed: {sorted(allowed)}")
+def validate_params(model: type[ActionParams], params: Any, where: str) -> dict[str, Any]:
+    """``model``'s normalised params, or ``SpecInvalid`` naming ``where.<param>``."""
+    try:
+        return model.model_validate(params).normalised()
+    except ValidationError as exc:
+        error = first_error(exc)
+        raise field_invalid(where, error["loc"], error, params, model) from None

@@ -5,18 +5,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actions.base import ActionContext, ActionResult, reject_unknown, require_str
+from pydantic import Field
+
+from actions.base import ActionContext, ActionParams, ActionResult, validate_params
 from logging_setup import log_event
+from validation import Text
 
 logger = logging.getLogger(__name__)
 
 
+class EchoParams(ActionParams):
+    """Params of `echo`: log a message."""
+
+    message: Text = Field(description="Written to the attempt's log.")
+
+
 class EchoAction:
     name = "echo"
+    params_model = EchoParams
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
-        reject_unknown(params, {"message"}, where)
-        return {"message": require_str(params, "message", where)}
+        return validate_params(EchoParams, params, where)
 
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.check()

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.base import ActionContext, ActionResult, reject_unknown, require_str
-from errors import PermanentActionError, RetryableActionError, SpecInvalid
+from pydantic import Field
+
+from actions.base import ActionContext, ActionParams, ActionResult, validate_params
+from errors import PermanentActionError, RetryableActionError
+from validation import Text
+
+
+class FailParams(ActionParams):
+    """Params of `fail`: always fail (for drills)."""
+
+    message: Text = Field("fail action", description="The step's error.")
+    retryable: bool = Field(True, description="false: no further attempt.")
 
 
 class FailAction:
     name = "fail"
+    params_model = FailParams
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
-        reject_unknown(params, {"message", "retryable"}, where)
-        retryable = params.get("retryable", True)
-        if not isinstance(retryable, bool):
-            raise SpecInvalid(f"{where}.retryable", "must be true or false")
-        message = require_str(params, "message", where, required=False, default="fail action")
-        return {"message": message, "retryable": retryable}
+        return validate_params(FailParams, params, where)
 
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.check()

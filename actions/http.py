@@ -14,12 +14,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import tracing
-from actions.base import ActionContext, ActionResult, reject_unknown, require_number, require_str
+from actions.base import ActionContext, ActionParams, ActionResult, validate_params
 from credentials import find_refs, is_secret_ref
 from egress.client import KEEP_BYTES, EgressResponse, header_problem, request
 from egress.policy import check_url, validate_url
@@ -34,37 +45,154 @@ from errors import (
 )
 from logging_setup import log_event
 from redaction import MASK, redact_headers, redact_text, redact_url, redact_value, sensitive_values
+from validation import WHOLE_NUMBER, SchemaPattern, SecretRef, StorableJson, Text
 
 logger = logging.getLogger(__name__)
 
-METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 REPORT_BODY_LIMIT = KEEP_BYTES
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+METHOD_PATTERN = "^(?:" + "|".join(_any_case(m) for m in METHODS) + ")$"
+
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = f"(?:{_H16}:{_H16}|{_OCTET}(?:\\.{_OCTET}){{3}})"
+# RFC 3986's IPv6address: six groups and ls32, or "::" with up to i groups before it.
+_IPV6 = "|".join([f"(?:{_H16}:){{6}}{_LS32}", *(
+    f"(?:(?:{_H16}:){{0,{i}}}{_H16})?::{after}" for i, after in enumerate([
+        f"(?:{_H16}:){{4}}{_LS32}", f"(?:{_H16}:){{3}}{_LS32}", f"(?:{_H16}:){{2}}{_LS32}",
+        f"{_H16}:{_LS32}", _LS32, _H16, ""]))])
+# An absolute http(s) URL with a host: a DNS name (labels of letters, digits, "_" and "-"; an
+# internationalised name in its xn-- form; the last label not a number, which resolvers would
+# read as an IPv4 address), a dotted-quad IPv4 address, or a bracketed IPv6 address; a port up
+# to 65535; no user-info, no backslash, no spaces or control characters: where URL parsers
+# disagree. Everything this admits the egress guard parses the same way (egress.url), so a step
+# never fails later on a URL that enqueue accepted. Other IPv4 forms (2130706433, 0x7f.1, 127.1)
+# are refused here: the one form is enough, and the others are how allowlists get fooled.
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_END = "(?=[:/?#]|$)"
+_LABEL = "[A-Za-z0-9_-]{1,63}"
+_NAME = (f"(?=[^:/?#]{{1,254}}{_END})(?:{_LABEL}\\.)*"
+         f"(?!(?:0[Xx][0-9A-Fa-f]*|[0-9]+)\\.?{_END}){_LABEL}\\.?")
+_IPV4 = f"{_OCTET}(?:\\.{_OCTET}){{3}}"
+# Path, query and fragment: printable ASCII but "%" and "\\", and %XX escapes (anything else
+# is written percent-encoded).
+_REST = "(?:[!-$&-\\[\\]-~]|%[0-9A-Fa-f]{2})"
+URL_PATTERN = ("^" + _any_case("http") + "[Ss]?://"
+               f"(?:{_IPV4}{_END}|{_NAME}{_END}|\\[(?:{_IPV6})\\])"
+               f"(?::{_PORT})?(?:[/?#]{_REST}*)?$")
+
+
+def _method(value: str) -> str:
+    if not re.fullmatch(METHOD_PATTERN, value):
+        raise PydanticCustomError("http_method", "must be one of {methods} (any case)",
+                                  {"methods": ", ".join(METHODS)})
+    return value.upper()
+
+
+def _url(value: str) -> str:
+    """The pattern the document states, then the egress guard's own parse (the one that decides
+    what is sent; ``egress.policy``), so a URL that passes here is one the step can send."""
+    problem = "must be an absolute http:// or https:// URL with a host (no user-info, no spaces)"
+    if not re.fullmatch(URL_PATTERN, value):
+        raise PydanticCustomError("http_url", problem)
+    try:
+        validate_url(value, "url")
+    except SpecInvalid as exc:
+        raise PydanticCustomError("http_url", "{problem}", {"problem": exc.problem}) from None
+    return value
+
+
+# What the egress client sends as a header (egress.client.header_problem), as the document states
+# it: a token name that JCT does not set itself; a Latin-1 value without control characters or
+# surrounding blanks.
+_RESERVED = "|".join(_any_case(name).replace("[--]", "-") for name in
+                     ("host", "content-length", "transfer-encoding", "connection"))
+HEADER_NAME_PATTERN = f"^(?!(?:{_RESERVED})$)[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+HEADER_VALUE_PATTERN = "^(?:[!-~\\x80-\\xff](?:[\\t -~\\x80-\\xff]*[!-~\\x80-\\xff])?)?$"
+HeaderName = Annotated[str, SchemaPattern(HEADER_NAME_PATTERN)]
+HeaderValue = Annotated[str, SchemaPattern(HEADER_VALUE_PATTERN)]
+
+
+def _header_values(headers: dict[str, Any]) -> dict[str, Any]:
+    for name, value in headers.items():
+        wrong = header_problem(name, "x" if isinstance(value, SecretRef) else value)
+        if wrong is not None:
+            raise PydanticCustomError("http_header", "{problem}", {"problem": wrong})
+    return headers
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # absent means "no body"; null is not a body
+
+
+Status = Annotated[int, Field(ge=100, le=599), WHOLE_NUMBER]
+Statuses = Annotated[list[Status], Field(min_length=1)]
+
+
+class HttpParams(ActionParams):
+    """Params of `http`: one downstream call carrying the trace headers; the response is kept
+    as a report artifact."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["json", "body"]}})
+
+    method: Annotated[str, AfterValidator(_method), SchemaPattern(METHOD_PATTERN)] = Field(
+        "GET", description="Any case; sent upper-case.")
+    url: Annotated[Text, AfterValidator(_url), SchemaPattern(URL_PATTERN)] | SecretRef = Field(
+        description="Checked against JCT_HTTP_ALLOWED_HOSTS when the step runs; may be a secret "
+                    "reference.")
+    headers: Annotated[dict[HeaderName, HeaderValue | SecretRef],
+                       AfterValidator(_header_values)] = Field(
+        {}, description="Sent as given, with the trace headers; a value may be a secret "
+                        "reference.")
+    json_: StorableJson = Field(None, alias="json", description="Any JSON value, sent as the "
+                                "body; secret references may stand anywhere in it.")
+    # Absent means no body; an explicit null is refused, as a non-string is.
+    body: Text | SecretRef = Field(None, description="A text body (or a secret reference); give "  # type: ignore[assignment]
+                                   "`json` or `body`, not both.", json_schema_extra=_no_default)
+    timeout_s: float = Field(30.0, ge=0.1, le=3600, description="Also bounded by the task's "
+                             "`timeout_s`.")
+    expect_status: Annotated[Statuses | None, BeforeValidator(
+        _one_or_many, json_schema_input_type=Status | Statuses | None)] = Field(
+        None, description="The status(es) that count as success; default any 2xx.")
+
+    @model_validator(mode="after")
+    def _json_or_body(self) -> HttpParams:
+        if {"json_", "body"} <= self.model_fields_set:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("json_and_body", "give json or body, not both"),
+                loc=("body",), input=self.body)])
+        return self
+
+    def normalised(self) -> dict[str, Any]:
+        return {"method": self.method, "url": _plain(self.url),
+                "headers": {name: _plain(value) for name, value in self.headers.items()},
+                "json": self.json_, "has_json": "json_" in self.model_fields_set,
+                "body": _plain(self.body), "timeout_s": self.timeout_s,
+                "expect_status": self.expect_status}
+
+
+def _plain(value: Any) -> Any:
+    """A reference as the ``{"secret": name}`` it was given as, anything else as it is."""
+    return value.model_dump() if isinstance(value, SecretRef) else value
 
 
 class HttpAction:
     name = "http"
+    params_model = HttpParams
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
-        reject_unknown(params, {"method", "url", "headers", "json", "body", "timeout_s",
-                                "expect_status"}, where)
         find_refs(params, where)  # a malformed reference anywhere names its field
-        method = require_str(params, "method", where, required=False, default="GET").upper()
-        if method not in METHODS:
-            raise SpecInvalid(f"{where}.method", f"must be one of {sorted(METHODS)}")
-        url = params.get("url")
-        if not is_secret_ref(url):
-            validate_url(require_str(params, "url", where), f"{where}.url")
-        if "json" in params and "body" in params:
-            raise SpecInvalid(f"{where}.body", "give json or body, not both")
-        if "body" in params and not (isinstance(params["body"], str) or is_secret_ref(params["body"])):
-            raise SpecInvalid(f"{where}.body", "must be a string or a secret reference")
-        return {
-            "method": method, "url": url, "headers": _headers(params.get("headers", {}), where),
-            "json": params.get("json"), "has_json": "json" in params, "body": params.get("body"),
-            "timeout_s": require_number(params, "timeout_s", where, minimum=0.1, maximum=3600,
-                                        default=30),
-            "expect_status": _expect_status(params.get("expect_status"), f"{where}.expect_status"),
-        }
+        return validate_params(HttpParams, params, where)
 
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.check()
@@ -159,22 +287,6 @@ def _scrubbed(exc: JctError, secrets: set[str]) -> JctError:
     return exc
 
 
-def _headers(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SpecInvalid(f"{where}.headers", "must be an object of string values or secret references")
-    for name, header in value.items():
-        field = f"{where}.headers.{name}"
-        if is_secret_ref(header):
-            problem = header_problem(name, "x")
-        elif isinstance(header, str):
-            problem = header_problem(name, header)
-        else:
-            problem = "must be a string or a secret reference"
-        if problem is not None:
-            raise SpecInvalid(field, problem)
-    return value
-
-
 def _check_status(status: int, expected: list[int] | None) -> None:
     ok = status in expected if expected else 200 <= status < 300
     if ok:
@@ -184,17 +296,6 @@ def _check_status(status: int, expected: list[int] | None) -> None:
     if status >= 500 or status == 429:
         raise RetryableActionError(message)
     raise PermanentActionError(message)
-
-
-def _expect_status(value: Any, where: str) -> list[int] | None:
-    if value is None:
-        return None
-    codes = [value] if isinstance(value, int) else value
-    if (not isinstance(codes, list) or not codes
-            or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599
-                       for c in codes)):
-        raise SpecInvalid(where, "must be a status code or a list of status codes (100-599)")
-    return codes
 
 
 def _report(method: str, shown_url: str, headers: dict[str, str], response: EgressResponse,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.base import ActionContext, ActionResult, reject_unknown, require_number
+from pydantic import Field
+
+from actions.base import ActionContext, ActionParams, ActionResult, validate_params
+
+
+class SleepParams(ActionParams):
+    """Params of `sleep`: wait, interruptible by timeout and cancel."""
+
+    seconds: float = Field(ge=0, le=86400, description="How long to wait.")
 
 
 class SleepAction:
     name = "sleep"
+    params_model = SleepParams
 
     def validate(self, params: dict[str, Any], where: str) -> dict[str, Any]:
-        reject_unknown(params, {"seconds"}, where)
-        return {"seconds": require_number(params, "seconds", where, minimum=0, maximum=86400)}
+        return validate_params(SleepParams, params, where)
 
     def run(self, params: dict[str, Any], ctx: ActionContext) -> ActionResult:
         ctx.sleep(params["seconds"])

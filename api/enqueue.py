@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from api.current import runtime
 from api.request_body import json_body
-from errors import BadRequest, SpecInvalid
+from errors import BadRequest
 from services.enqueue import enqueue, enqueue_batch
 
 bp = Blueprint("enqueue", __name__)
@@ -31,10 +31,7 @@ def enqueue_one() -> ResponseReturnValue:
 
 @bp.post("/enqueue/batch")
 def enqueue_many() -> ResponseReturnValue:
-    body = json_body()
-    if not isinstance(body, dict) or "tasks" not in body:
-        raise SpecInvalid("tasks", "is required: a list of task specs")
-    results = enqueue_batch(runtime(), body["tasks"], g.trace_id)
+    results = enqueue_batch(runtime(), json_body(), g.trace_id)
     return jsonify(trace_id=g.trace_id, tasks=[
         {"task_id": r.task_id, "trace_id": r.trace_id, "status": r.status} for r in results
     ]), 202

@@ -1,16 +1,25 @@
-"""``GET /openapi.json``: the OpenAPI 3.1 document of this API, written by hand.
+"""``GET /openapi.json``: the OpenAPI 3.1 document of this API.
 
-Hand-written on purpose: it is the contract people build against, so it says what the API
-promises rather than what a generator could infer. ``tests/e2e/test_openapi.py`` keeps it true:
-every URL rule must be documented, and real responses must validate against these schemas.
+The request schemas (the task spec, each action's params, the batch request) are generated from
+the models that validate requests (``api/request_schemas.py``), so an action's params model
+appears here by itself. Paths, responses and the error shape are written here: they say what the
+API promises. ``tests/e2e/test_openapi.py`` keeps it true: every URL rule must be documented,
+and real responses must validate against these schemas.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
+
+from actions.base import Action
+from api.request_schemas import request_schemas
+from api.tasks import SINCE_PATTERN
+from services.spec import BATCH_REQUEST, TASK_SPEC, batch_request_model, task_spec_model
 
 bp = Blueprint("openapi", __name__)
 
@@ -23,10 +32,18 @@ DIAGNOSES = ["waiting_for_worker", "not_dispatched", "retry_scheduled", "running
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    return jsonify(openapi_document())
+    return jsonify(_served_document())
 
 
-def openapi_document() -> dict[str, Any]:
+@cache
+def _served_document() -> dict[str, Any]:
+    return openapi_document()
+
+
+def openapi_document(actions: Mapping[str, Action] | None = None) -> dict[str, Any]:
+    """The document; with ``actions``, for that set of actions instead of the registry's."""
+    spec_model = TASK_SPEC if actions is None else task_spec_model(actions)
+    batch_model = BATCH_REQUEST if actions is None else batch_request_model(spec_model)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -35,6 +52,8 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Tasks accepted, persisted, run and explained by trace id.",
             "description": (
                 "Every response carries `X-Trace-Id`. Errors are JSON `{\"error\", \"detail\"}`. "
+                "A method a path does not list is answered `405` (`method_not_allowed`, with "
+                "`Allow`; see `components.responses.MethodNotAllowed`). "
                 "With `JCT_API_TOKEN`/`JCT_API_TOKENS` set, every endpoint but `/healthz` needs "
                 "`Authorization: Bearer <token>`; `read` tokens may only GET."),
         },
@@ -44,10 +63,11 @@ def openapi_document() -> dict[str, Any]:
                  {"name": "operations"}, {"name": "console"}],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **request_schemas(spec_model, batch_model)},
             "parameters": _parameters(),
             "headers": {"X-Trace-Id": {"description": "The trace id this request ran under.",
                                        "schema": {"type": "string", "format": "uuid"}}},
+            "responses": {"MethodNotAllowed": _method_not_allowed()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -77,7 +97,12 @@ def _object(properties: dict[str, Schema], *, required: list[str] | None = None,
     return schema
 
 
+# What ``tracing.canonical_trace_id`` accepts (tests/unit/test_openapi_document.py holds them together).
+TRACE_ID_PATTERN = ("^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+                    "|[0-9A-Fa-f]{32})$")
+
 UUID: Schema = {"type": "string", "format": "uuid"}
+SINCE = SINCE_PATTERN.pattern
 TIME: Schema = {"type": "string", "format": "date-time"}
 TEXT: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
@@ -91,6 +116,13 @@ def _json(schema: Schema, description: str) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
+
+
+def _method_not_allowed() -> dict[str, Any]:
+    response = _error("Any method a path does not list (`TRACE`, `PUT`, …): `method_not_allowed`, "
+                      "whatever the request's headers.")
+    response["headers"]["Allow"] = {"description": "The methods the path serves.", "schema": TEXT}
+    return response
 
 
 def _html(description: str) -> dict[str, Any]:
@@ -129,16 +161,22 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 
 
 def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    """An optional query parameter; given empty, it is as if not given."""
     return {"name": name, "in": "query", "required": False, "description": description,
             "schema": schema}
+
+
+STATUS_FILTER: Schema = {"enum": [*STATUSES, ""]}
+CURSOR = ("`next_cursor` of the page before; a value this API did not hand out is a 400 "
+          "(`bad_request`).")
 
 
 def _parameters() -> dict[str, Any]:
     return {
         "XTraceId": {"name": "X-Trace-Id", "in": "header", "required": False,
                      "description": "Adopt this trace id (a UUID in any case, hyphenated or 32 hex); "
-                                    "anything else is a 400.",
-                     "schema": {"type": "string"}},
+                                    "anything else, an empty value included, is a 400.",
+                     "schema": {"type": "string", "pattern": TRACE_ID_PATTERN}},
         "Traceparent": {"name": "traceparent", "in": "header", "required": False,
                         "description": "W3C trace context; a valid one's trace-id becomes the trace "
                                        "id when `X-Trace-Id` is absent, an invalid one is ignored.",
@@ -170,8 +208,8 @@ def _paths() -> dict[str, Any]:
         "/": {"get": _console("consoleTasks", "The operator console: the task list.",
                               [_query("q", TEXT, "A trace id, a task id (redirects to the task), "
                                                  "a label `key:value`, or a task name."),
-                               _query("status", {"enum": STATUSES}, "Only tasks in this status."),
-                               _query("cursor", TEXT, "`next_cursor` of the page before.")])},
+                               _query("status", STATUS_FILTER, "Only tasks in this status."),
+                               _query("cursor", TEXT, CURSOR)])},
         "/ui/tasks/{task_id}": {"get": _console("consoleTask", "Console: one task's whole story.",
                                                 [_path_param("task_id", "The task's id.")])},
         "/ui/traces/{trace_id}": {"get": _console("consoleTrace", "Console: every task of a trace "
@@ -208,8 +246,7 @@ def _enqueue() -> dict[str, Any]:
 
 
 def _enqueue_batch() -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": _object(
-        {"tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskSpec")}})}}}
+    body = {"required": True, "content": {"application/json": {"schema": _ref("BatchRequest")}}}
     return _operation(
         "enqueueBatch", "tasks", "Enqueue several tasks in one transaction, under one trace id.",
         {"202": _json(_ref("BatchEnqueued"), "All stored (or none, on any error).")}, body=body,
@@ -230,14 +267,17 @@ def _list_tasks() -> dict[str, Any]:
     return _operation(
         "listTasks", "tasks", "Tasks, newest first, paged by a stable cursor.",
         {"200": _json(_ref("TaskPage"), "One page.")},
-        parameters=[_query("status", {"enum": STATUSES}, "Only tasks in this status."),
-                    _query("trace_id", TEXT, "Only tasks of this trace."),
+        parameters=[_query("status", STATUS_FILTER, "Only tasks in this status."),
+                    _query("trace_id", {"type": "string", "pattern": f"^(?:{TRACE_ID_PATTERN[1:-1]})?$"},
+                           "Only tasks of this trace (a UUID, hyphenated or 32 hex)."),
                     _query("name", TEXT, "Only tasks with this name."),
-                    _query("label", TEXT, "`key:value`: only tasks with this label."),
-                    _query("since", TIME, "Only tasks created at or after this ISO 8601 time."),
+                    _query("label", {"type": "string", "pattern": r"^(?:[^:]+:[\s\S]*)?$"},
+                           "`key:value`: only tasks with this label."),
+                    _query("since", {"anyOf": [{**TIME, "pattern": SINCE}, {"const": ""}]},
+                           "Only tasks created at or after this RFC 3339 time (with its offset)."),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                            "Page size."),
-                    _query("cursor", TEXT, "`next_cursor` of the page before.")])
+                    _query("cursor", TEXT, CURSOR)])
 
 
 def _get_task() -> dict[str, Any]:
@@ -319,8 +359,6 @@ def _schemas() -> dict[str, Schema]:
         "Error": _object({"error": {"type": "string", "description": "A stable snake_case code."},
                           "detail": {"description": "A sentence, or an object naming the field."},
                           "trace_id": _nullable(UUID)}, required=["error", "detail"]),
-        "TaskSpec": _task_spec(),
-        "Step": _step(),
         "Enqueued": _object({"task_id": UUID, "trace_id": UUID, "status": {"enum": STATUSES}}),
         "BatchEnqueued": _object({"trace_id": UUID, "tasks": {"type": "array", "items": _ref("Enqueued")}}),
         "Health": _object({"ok": {"type": "boolean"},
@@ -347,44 +385,6 @@ def _schemas() -> dict[str, Schema]:
                                                    "true: the task was running and stops at its "
                                                    "next step boundary."}}),
         "Retried": _object({"task_id": UUID, "trace_id": UUID, "status": {"const": "queued"}}),
-    }
-
-
-def _task_spec() -> Schema:
-    return _object({
-        "name": _nullable({"type": "string", "minLength": 1, "maxLength": 200}),
-        "steps": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ref("Step")},
-        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-        "timeout_s": _nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 86400}),
-        "priority": {"type": "integer", "minimum": -100, "maximum": 100, "default": 0},
-        "labels": {"type": "object", "maxProperties": 50,
-                   "additionalProperties": {"type": "string", "maxLength": 200}},
-    }, required=["steps"], description="Only `steps` is required; steps run in order.")
-
-
-def _step() -> Schema:
-    """A step; the built-in actions' params are spelled out, others are plain objects."""
-    params = {
-        "echo": _object({"message": TEXT}),
-        "sleep": _object({"seconds": {"type": "number", "minimum": 0, "maximum": 86400}}),
-        "fail": _object({"message": TEXT, "retryable": {"type": "boolean", "default": True}},
-                        required=[]),
-        "http": _object({
-            "method": {"type": "string", "default": "GET"},
-            "url": {"type": "string", "format": "uri"},
-            "headers": {"type": "object", "additionalProperties": TEXT},
-            "json": {"description": "Any JSON value, sent as the body."},
-            "body": TEXT,
-            "timeout_s": {"type": "number", "minimum": 0.1, "maximum": 3600, "default": 30},
-            "expect_status": {"oneOf": [INT, {"type": "array", "items": INT}]},
-        }, required=["url"]),
-    }
-    return {
-        "type": "object", "required": ["action"], "additionalProperties": False,
-        "properties": {"action": {"type": "string", "examples": list(params)},
-                       "params": {"type": "object", "default": {}}},
-        "allOf": [{"if": {"properties": {"action": {"const": name}}},
-                   "then": {"properties": {"params": schema}}} for name, schema in params.items()],
     }
 
 

@@ -19,3 +19,5 @@ def json_body() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"malformed JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser can go: bad input, not a server fault
+        raise MalformedJson("malformed JSON: nested too deeply") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
@@ -33,7 +34,7 @@ def list_tasks() -> ResponseReturnValue:
         label = (key, value)
     try:
         limit = int(args.get("limit", 50))
-        since = datetime.fromisoformat(args["since"]) if args.get("since") else None
+        since = _since(args["since"]) if args.get("since") else None
     except ValueError as exc:
         raise BadRequest(f"bad query parameter: {exc}") from None
     if not 1 <= limit <= 500:
@@ -41,6 +42,19 @@ def list_tasks() -> ResponseReturnValue:
     return jsonify(operations.list_tasks(runtime(), status=status, trace_id=trace_id,
                                          name=args.get("name"), label=label, since=since,
                                          limit=limit, cursor=args.get("cursor") or None))
+
+
+# RFC 3339 as /openapi.json states it, and what datetime.fromisoformat can read: an offset is
+# required, no leap second, no year 0.
+SINCE_PATTERN = re.compile(
+    r"^(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+
+
+def _since(value: str) -> datetime:
+    if not SINCE_PATTERN.fullmatch(value):
+        raise BadRequest("since must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
+    return datetime.fromisoformat(value.upper())  # a day past the month's end: ValueError
 
 
 @bp.get("/traces/<trace_id>")

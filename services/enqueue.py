@@ -10,20 +10,18 @@ from typing import Any
 
 import peewee
 
-from errors import Conflict, SpecInvalid
+from errors import Conflict
 from logging_setup import log_event
 from models import state_machine
 from models.state_machine import NewTask
 from models.tasks import find_by_idempotency_key
 from runtime import Runtime
 from services.dispatch import dispatch, dispatch_many
-from services.spec import canonical_json, validate_spec
+from services.spec import canonical_json, validate_batch, validate_spec
 from states import Event, TaskStatus
 from tracing import bound
 
 logger = logging.getLogger(__name__)
-
-MAX_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,10 @@ def enqueue(rt: Runtime, raw_spec: Any, trace_id: str,
     return Enqueued(task_id=task_id, trace_id=trace_id, status=str(TaskStatus.QUEUED))
 
 
-def enqueue_batch(rt: Runtime, raw_specs: Any, trace_id: str) -> list[Enqueued]:
-    """Accept several tasks in one transaction under one trace id; all or nothing."""
-    if not isinstance(raw_specs, list) or not 1 <= len(raw_specs) <= MAX_BATCH:
-        raise SpecInvalid("tasks", f"must be a list of 1 to {MAX_BATCH} task specs")
-    specs = []
-    for index, raw in enumerate(raw_specs):
-        try:
-            specs.append(validate_spec(raw))
-        except SpecInvalid as exc:
-            raise SpecInvalid(f"tasks[{index}].{exc.field}", exc.problem) from exc
+def enqueue_batch(rt: Runtime, request: Any, trace_id: str) -> list[Enqueued]:
+    """Accept a batch request (``{"tasks": [spec, …]}``): its tasks in one transaction under
+    one trace id; all or nothing."""
+    specs = validate_batch(request)
     with rt.db.connection():
         ids = state_machine.create_tasks(rt.db, [NewTask(trace_id=trace_id, spec=s) for s in specs])
         for task_id, spec in zip(ids, specs, strict=True):

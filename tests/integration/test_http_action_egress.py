@@ -140,7 +140,7 @@ def test_a_refused_destination_is_never_called(downstream: Downstream, case: str
            "own_endpoint": context(egress=EgressPolicy(allowed=("127.0.0.0/8",),
                                                        own_endpoints=(("127.0.0.1", port),)))}[case]
     with pytest.raises(EgressRefused, match="JCT_HTTP_ALLOWED_HOSTS"):
-        run({"url": f"http://2130706433:{port}/x"}, ctx)
+        run({"url": f"http://127.0.0.1:{port}/x"}, ctx)
     assert downstream.requests == []
 
 
