@@ -23,6 +23,7 @@ from pathlib import Path
 from errors import SandboxError
 from sandbox.bwrap import Mask, SystemLink, host_masks, host_system
 from sandbox.cgroup import CgroupSupport, detect_cgroup
+from sandbox.limits import DATA_LIMIT_FACTOR
 
 NOBODY = (65534, 65534)
 PYTHON_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -98,8 +99,9 @@ class SandboxHost:
         uid = self.run_as[0] if self.run_as else os.geteuid()
         tree = "cgroup" if self.cgroup else "PID namespace"
         memory = ("cgroup memory.max (the kernel OOM-kills the whole group)" if "memory" in controllers
-                  else f"RLIMIT_DATA per process + a watchdog on the summed RSS of the {tree}'s "
-                       f"processes (every {self.tick_s}s)")
+                  else f"a watchdog on the summed resident memory of the {tree}'s processes "
+                       f"(sampled every {self.tick_s}s or slower with many processes) + "
+                       f"RLIMIT_DATA at {DATA_LIMIT_FACTOR}x the budget per process")
         processes = (f"RLIMIT_NPROC in the sandbox's user namespace (uid {uid})"
                      if uid != 0 else "NOT enforced (sandbox uid is 0)")
         if "pids" in controllers:

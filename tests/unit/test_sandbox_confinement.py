@@ -172,3 +172,17 @@ def test_the_proxy_socket_directory_is_not_listable(workspace: Workspace) -> Non
         assert stat.S_IMODE(workspace.run_dir.stat().st_mode) == 0o711
     finally:
         server.close()
+
+
+def test_the_sandbox_never_runs_as_root_by_choice() -> None:
+    """uid 0 would make RLIMIT_NPROC void; the default drops to nobody when the worker is root."""
+    from sandbox.host import NOBODY, SandboxHost
+
+    with pytest.raises(SandboxError, match="uid 0"):
+        SandboxHost.detect(run_as=(0, 0), bwrap="/usr/bin/bwrap", python="/usr/bin/python3",
+                           use_cgroup=False, probe=False)
+    auto = SandboxHost.detect(bwrap="/usr/bin/bwrap", python="/usr/bin/python3", use_cgroup=False,
+                              probe=False)
+    assert auto.run_as == (NOBODY if os.geteuid() == 0 else None)
+    with pytest.raises(SandboxError, match="under /usr"):
+        SandboxHost.detect(bwrap="/usr/bin/bwrap", python="/opt/venv/bin/python", probe=False)
