@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration test-e2e lint typecheck browser bench clean
+.PHONY: help venv run test test-unit test-integration test-e2e lint typecheck browser sandbox-tools bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,9 +18,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-venv: $(STAMP) ## create/update .venv from requirements*.txt
+venv: $(STAMP) sandbox-tools ## create/update .venv from requirements*.txt
 
-run: $(STAMP) ## start embedded PostgreSQL + S3, migrate, run API (gunicorn) and workers (dramatiq)
+run: $(STAMP) sandbox-tools ## start embedded PostgreSQL + S3, migrate, run API (gunicorn) and workers (dramatiq)
 	$(BIN)/jct up
 
 browser: ## install Debian's chromium for the browser tests (if missing)
@@ -29,6 +29,17 @@ browser: ## install Debian's chromium for the browser tests (if missing)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "could not install chromium; browser tests will skip (they fail under CI=true)"; }
 
+sandbox-tools: ## install bubblewrap, git and a system python3 for the command sandbox (if missing)
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	{ test -x /usr/bin/python3 || test -x /usr/local/bin/python3; } || missing="$$missing python3"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian packages) for the command sandbox"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || echo "could not install$$missing; sandbox tests will skip (they fail under CI=true)"; \
+	fi
+
 lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -36,13 +47,13 @@ lint: $(STAMP) ## ruff + mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) browser lint ## everything: lint, unit, integration and e2e tests against real services
+test: $(STAMP) browser sandbox-tools lint ## everything: lint, unit, integration and e2e tests against real services
 	$(BIN)/pytest
 
 test-unit: $(STAMP) ## unit tests only (no services)
 	$(BIN)/pytest tests/unit
 
-test-integration: $(STAMP) ## integration tests (embedded PostgreSQL and S3, RabbitMQ on 127.0.0.1:5672)
+test-integration: $(STAMP) sandbox-tools ## integration tests (embedded PostgreSQL and S3, RabbitMQ on 127.0.0.1:5672)
 	$(BIN)/pytest tests/integration
 
 test-e2e: $(STAMP) browser ## e2e tests: `jct up` as a subprocess, driven over HTTP and in Chromium

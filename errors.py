@@ -192,3 +192,28 @@ def stop_error(reason: str) -> JctError:
     if reason == "cancelled":
         return TaskCancelled("cancelled by operator")
     return AttemptInterrupted(reason)
+
+
+class SandboxError(JctError):
+    """The sandbox could not be set up or used (bubblewrap missing or refused, a launcher that
+    did not report). Not the command's own failure: that is a result, not an error."""
+
+    code = "sandbox_error"
+
+
+class PathEscape(SandboxError):
+    """A path given for the workspace (a file, a workdir, a glob, a checkout destination or
+    source) would leave the place it is confined to."""
+
+    code = "path_escape"
+
+
+class GitFailed(SandboxError):
+    """git (a checkout or a diff, run in the sandbox) did not succeed; ``result`` is its run
+    (a ``sandbox.process.SandboxResult``: exit code, output, why it was stopped)."""
+
+    code = "git_failed"
+
+    def __init__(self, message: str, *, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
