@@ -163,3 +163,9 @@ class AttemptInterrupted(JctError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DrillSetupError(JctError):
+    """A drill could not build what it runs on (a network namespace, a link, a private server)."""
+
+    code = "drill_setup_failed"
