@@ -17,12 +17,15 @@ Two kinds of fault, both silent drops (no reset, no ICMP), as on a real network:
 Needs root and ``ip netns`` (iproute2) and ``unshare`` (util-linux); ``unavailable_reason()``
 says which is missing. ``Topology.close()`` (also on Ctrl-C, through the context manager) kills
 every process left in the namespaces and removes namespaces, veths and bridge; ``create``
-first removes whatever a crashed run with the same prefix left behind.
+first removes whatever a crashed run with the same prefix left behind. A lock file per prefix
+(``/run/lock/jct-netns-<prefix>.lock``) keeps a second run from taking a live run's hosts for
+leftovers: it fails at once, naming the prefix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import shutil
@@ -44,6 +47,7 @@ DEVICE = "eth0"  # the host's end of its veth pair
 # Locally administered, unicast, owned by no interface: frames sent to it are dropped.
 NOWHERE_MAC = "02:6a:63:74:00:00"
 KILL_GRACE_S = 5.0
+LOCK_DIR = Path("/run/lock")
 
 
 def unavailable_reason() -> str | None:
@@ -125,6 +129,7 @@ class Topology:
     network: ipaddress.IPv4Network
     hosts: dict[str, Host] = field(default_factory=dict)
     cuts: set[tuple[str, str]] = field(default_factory=set)
+    lock_fd: int | None = None
 
     @property
     def bridge(self) -> str:
@@ -144,14 +149,14 @@ class Topology:
         """The bridge and one host per name, addresses from the subnet's second on (in order).
         Leftovers of an earlier run with this prefix are removed first."""
         if not 1 <= len(prefix) <= 8 or not prefix.isalnum():
-            raise DrillSetupError(f"prefix {prefix!r}: 1 to 8 letters or digits (interface names "
-                             "are at most 15 characters)")
+            raise DrillSetupError(f"prefix {prefix!r}: 1 to 8 letters or digits (interface "
+                                  "names are at most 15 characters)")
         network = ipaddress.IPv4Network(subnet)
         if len(names) > network.num_addresses - 3:
             raise DrillSetupError(f"{len(names)} hosts do not fit in {subnet}")
-        remove_leftovers(prefix)
-        topology = cls(prefix=prefix, network=network)
+        topology = cls(prefix=prefix, network=network, lock_fd=_lock(prefix))
         try:
+            remove_leftovers(prefix)
             topology._add_bridge()
             for index, name in enumerate(names):
                 topology._add_host(index, name)
@@ -197,12 +202,28 @@ class Topology:
         _ip("link", "del", self.bridge, check=False)
         self.hosts.clear()
         self.cuts.clear()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the lock
+            self.lock_fd = None
 
     def __enter__(self) -> Topology:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lock(prefix: str) -> int:
+    """Hold ``prefix`` for this process (released when the descriptor closes, also on a crash)."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_DIR / f"jct-netns-{prefix}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DrillSetupError(f"another run holds the hosts with prefix {prefix!r} "
+                              "(a drill is running); wait for it or use another prefix") from None
+    return fd
 
 
 def _kill_all(pids: list[int]) -> None:

@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where hosts keep their homes and logs (default: a new temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--amqp-heartbeat", type=int, default=None, metavar="S",
+                        help="give the hosts JCT_BROKER_URL=…?heartbeat=S (default: RabbitMQ's 60 s)")
     args = parser.parse_args(argv)
     only = tuple(name.strip() for name in args.only.split(",") if name.strip())
     unknown = set(only) - set(SCENARIOS)
@@ -121,12 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)  # unwinds through the clean-up
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C must clean up even where SIGINT came ignored (a job started with `&` by a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="jct-hosts-"))
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)  # PostgreSQL and RabbitMQ run as their own users under it
     log(f"work directory {workdir}")
-    with running_cluster(workdir, log) as cluster:
-        results = run_scenarios(cluster, sizes, only)
+    try:
+        with running_cluster(workdir, log, amqp_heartbeat_s=args.amqp_heartbeat) as cluster:
+            results = run_scenarios(cluster, sizes, only)
+    except KeyboardInterrupt:
+        log("interrupted; hosts and their processes removed")
+        return 130
     print(table(results), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps({"workdir": str(workdir), "short": args.short,

@@ -139,6 +139,13 @@ class Cluster:
     api: JctProcess | None = None
     workers: dict[str, JctProcess] = field(default_factory=dict)
     log: Callable[[str], None] = lambda _: None
+    amqp_heartbeat_s: int | None = None  # ?heartbeat= in the hosts' JCT_BROKER_URL
+
+    @property
+    def broker_url(self) -> str:
+        """What the hosts get as JCT_BROKER_URL."""
+        url = self.rabbitmq.url
+        return url if self.amqp_heartbeat_s is None else f"{url}?heartbeat={self.amqp_heartbeat_s}"
 
     @property
     def api_url(self) -> str:
@@ -150,7 +157,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JCT_")}
         env.update(DRILL_ENV)
         env.update(JCT_HOME=str(home), JCT_DATABASE_URL=self.database_url,
-                   JCT_BROKER_URL=self.rabbitmq.url, JCT_QUEUE=QUEUE, JCT_S3_BUCKET=BUCKET,
+                   JCT_BROKER_URL=self.broker_url, JCT_QUEUE=QUEUE, JCT_S3_BUCKET=BUCKET,
                    **self.s3.env())
         env.update(extra)
         return env
@@ -220,7 +227,8 @@ def _ready(worker: JctProcess) -> bool:
     return len(ready) >= PROCESSES_PER_WORKER_HOST
 
 
-def start_services(topology: Topology, base: Path, log: Callable[[str], None]) -> Cluster:
+def start_services(topology: Topology, base: Path, log: Callable[[str], None],
+                   amqp_heartbeat_s: int | None = None) -> Cluster:
     """PostgreSQL (with the ``jct`` database, migrated by ``jct migrate``), RabbitMQ and S3."""
     db, services = topology["db"], topology["services"]
     postgres = NetworkPostgres(base=base / "postgres", address=db.address,
@@ -231,7 +239,7 @@ def start_services(topology: Topology, base: Path, log: Callable[[str], None]) -
     s3 = DrillS3(objects_dir=base / "objects", log_file=base / "rclone.log", port=S3_PORT,
                  address=services.address, prefix=tuple(services.command([])))
     cluster = Cluster(topology=topology, base=base, postgres=postgres, rabbitmq=rabbitmq, s3=s3,
-                      log=log)
+                      log=log, amqp_heartbeat_s=amqp_heartbeat_s)
     try:
         log(f"PostgreSQL on {db.name} ({db.address})")
         postgres.init()
@@ -262,13 +270,13 @@ def _migrate(cluster: Cluster) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(base: Path, log: Callable[[str], None], *,
-                    prefix: str = "jcth") -> Iterator[Cluster]:
+def running_cluster(base: Path, log: Callable[[str], None], *, prefix: str = "jcth",
+                    amqp_heartbeat_s: int | None = None) -> Iterator[Cluster]:
     """The topology, the services and the API host; worker hosts are started by the caller
     (the spread scenario adds them one at a time). Everything is removed on the way out."""
     with Topology.create(HOSTS, prefix=prefix) as topology:
         log("hosts: " + ", ".join(f"{h.name} {h.address}" for h in topology.hosts.values()))
-        cluster = start_services(topology, base, log)
+        cluster = start_services(topology, base, log, amqp_heartbeat_s)
         try:
             cluster.start_api()
             log(f"API on {cluster.api_url}")

@@ -85,5 +85,6 @@ def _connections(cluster: Cluster) -> dict[str, int]:
     names = {host.address: host.name for host in cluster.topology.hosts.values()}
     names[cluster.topology.gateway] = "drill"
     rows = cluster.query("SELECT host(client_addr), count(*) FROM pg_stat_activity"
-                         " WHERE datname = current_database() GROUP BY 1")
+                         " WHERE datname = current_database() AND backend_type = 'client backend'"
+                         " GROUP BY 1")
     return {names.get(str(address), str(address)): int(n) for address, n in rows}

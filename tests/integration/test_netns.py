@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from drills.netns import Host, Topology, remove_leftovers, unavailable_reason, wait_reachable
+from errors import DrillSetupError
 from tests.support.services import in_ci
 
 PORT = 8080
@@ -149,6 +150,16 @@ def test_close_kills_what_the_hosts_run_and_removes_namespaces_veths_and_bridge(
         assert server.wait(10) is not None
         assert not psutil.pid_exists(server.pid) or \
             psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_second_run_with_the_same_prefix_fails_and_leaves_the_live_hosts_alone(
+        net: Topology, servers: list[subprocess.Popen[bytes]]) -> None:
+    a, b = net["a"], net["b"]
+    _serve(b, servers)
+    with pytest.raises(DrillSetupError, match="another run holds the hosts"):
+        Topology.create(["x"], prefix=net.prefix, subnet=str(net.network))
+    assert _connects(a, b.address), "the live run's hosts and processes are untouched"
+    assert sorted(_namespaces(net.prefix)) == sorted(h.netns for h in net.hosts.values())
 
 
 def test_create_removes_what_a_crashed_run_left_behind(net: Topology) -> None:
