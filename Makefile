@@ -68,3 +68,7 @@ clean: ## remove .venv and .jct
 .PHONY: drill
 drill: $(STAMP) ## long soak: 20,000 tasks with a worker killed every few seconds
 	$(BIN)/python -m drills.soak --tasks 20000 --kill-every 5
+
+.PHONY: drill-hosts
+drill-hosts: $(STAMP) ## multi-host drill on network namespaces (root): spread, partitions, restarts
+	$(BIN)/python -m drills.hosts

@@ -217,3 +217,9 @@ class GitFailed(SandboxError):
     def __init__(self, message: str, *, result: Any) -> None:
         super().__init__(message)
         self.result = result
+
+
+class DrillSetupError(JctError):
+    """A drill could not build what it runs on (a network namespace, a link, a private server)."""
+
+    code = "drill_setup_failed"

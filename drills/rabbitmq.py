@@ -4,6 +4,10 @@ no plugins, so stopping it never touches the machine's shared broker on 5672.
 Started with the Debian wrapper ``rabbitmq-server`` (as root it switches to the ``rabbitmq``
 user, whose Erlang cookie ``rabbitmqctl`` shares); stopped with ``rabbitmqctl -n <node> stop``.
 Restarting on the same directories keeps durable queues and persistent messages.
+
+On another "host" (a network namespace, ``drills.netns``) give ``address`` (the node listens
+there; the ``guest`` user may then log in from other hosts) and ``prefix``, the command that runs
+a program on that host; ``rabbitmqctl`` runs there too, where the node's epmd is.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ class RabbitmqNode:
     port: int = field(default_factory=steady_port)
     dist_port: int = field(default_factory=steady_port)
     process: subprocess.Popen[bytes] | None = None
+    address: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()
 
     @classmethod
-    def create(cls) -> RabbitmqNode:
+    def create(cls, *, address: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> RabbitmqNode:
         """A node over a fresh directory the ``rabbitmq`` user can write (not under pytest's
         private tmp, which only root may enter)."""
         base = Path(tempfile.mkdtemp(prefix="jct-drill-rabbitmq-"))
@@ -50,19 +56,22 @@ class RabbitmqNode:
             (base / sub).mkdir()
         (base / "enabled_plugins").write_text("[].\n")
         # Our own (empty) config: the machine's rabbitmq.conf pins the listener to 5672.
-        (base / "rabbitmq.conf").write_text("# private drill node: port from RABBITMQ_NODE_PORT\n")
+        config = "# private drill node: port from RABBITMQ_NODE_PORT\n"
+        if address != "127.0.0.1":  # guest may only log in over loopback unless told otherwise
+            config += "loopback_users = none\n"
+        (base / "rabbitmq.conf").write_text(config)
         if os.geteuid() == 0:
             for path in (base, *base.iterdir()):
                 shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
-        return cls(base=base)
+        return cls(base=base, address=address, prefix=prefix)
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        return f"amqp://guest:guest@{self.address}:{self.port}/%2F"
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(RABBITMQ_NODENAME=self.name, RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+        env.update(RABBITMQ_NODENAME=self.name, RABBITMQ_NODE_IP_ADDRESS=self.address,
                    RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
                    RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
                    RABBITMQ_LOG_BASE=str(self.base / "log"),
@@ -77,7 +86,7 @@ class RabbitmqNode:
         epmd), in case the last one is still held by connections made to it."""
         self.dist_port = steady_port()
         with (self.base / "server.out").open("ab") as out:
-            self.process = subprocess.Popen([SERVER], env=self._env(), stdout=out,
+            self.process = subprocess.Popen([*self.prefix, SERVER], env=self._env(), stdout=out,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_until(self._accepting, timeout=timeout, interval=0.2,
                    what=f"RabbitMQ node {self.name} on port {self.port}")
@@ -88,13 +97,13 @@ class RabbitmqNode:
             output = (self.base / "server.out").read_text(errors="replace")[-1500:]
             raise AssertionError(f"rabbitmq-server exited with {self.process.returncode}:\n{output}")
         with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+            return sock.connect_ex((self.address, self.port)) == 0
 
     def stop(self, timeout: float = 60) -> None:
         """Stop and halt the node (``rabbitmqctl stop``), then reap the foreground process."""
         if self.process is None or self.process.poll() is not None:
             return
-        subprocess.run([CTL, "-n", self.name, "stop"], env=self._env(), check=True,
+        subprocess.run([*self.prefix, CTL, "-n", self.name, "stop"], env=self._env(), check=True,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=timeout)
         self.process.wait(timeout)

@@ -1,5 +1,8 @@
 """An S3 server the drill owns: ``rclone serve s3`` with FIXED credentials on a fixed port, so
-it can be stopped and started again where the stack expects it."""
+it can be stopped and started again where the stack expects it.
+
+On another "host" (a network namespace, ``drills.netns``) give ``address`` to listen on and
+``prefix``, the command that runs a program on that host."""
 
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ class DrillS3:
     access_key: str = field(default_factory=lambda: "drill" + secrets.token_hex(6))
     secret_key: str = field(default_factory=lambda: secrets.token_hex(20))
     process: subprocess.Popen[bytes] | None = None
+    address: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """What the stack needs to use this server instead of its embedded one."""
@@ -34,9 +39,9 @@ class DrillS3:
 
     def start(self) -> None:
         self.objects_dir.mkdir(parents=True, exist_ok=True)
-        command = [rclone_binary(), "serve", "s3", "--config", "/dev/null",
+        command = [*self.prefix, rclone_binary(), "serve", "s3", "--config", "/dev/null",
                    "--auth-key", f"{self.access_key},{self.secret_key}",
-                   "--addr", f"127.0.0.1:{self.port}", str(self.objects_dir)]
+                   "--addr", f"{self.address}:{self.port}", str(self.objects_dir)]
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
@@ -48,7 +53,7 @@ class DrillS3:
         if self.process.poll() is not None:
             raise AssertionError(f"rclone exited with {self.process.returncode}; see {self.log_file}")
         with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+            return sock.connect_ex((self.address, self.port)) == 0
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
