@@ -7,6 +7,8 @@ message names the actor and carries the trace context in its options.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 import dramatiq
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -14,16 +16,18 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 import tracing
 from config import Settings
 from errors import DispatchError
+from models.db import with_liveness
 
 PROCESS_TASK = "process_task"
 PG_CONSUMER_TTL_S = 5.0
+AMQP_HEARTBEAT_S = 10
 
 
 def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
     """A Dramatiq broker for these settings; actors never know which one runs them."""
     broker: dramatiq.Broker
     if settings.broker_url:
-        broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+        broker = RabbitmqBroker(url=with_heartbeat(settings.broker_url), confirm_delivery=True)
     else:
         from dramatiq_postgres import PostgresBroker
 
@@ -34,10 +38,21 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
         # defaults (15 s beats, 60 s TTL, upkeep every 30 s) let a few kills hold messages
         # back for a minute or more; beating every second makes it a few seconds. A frozen
         # consumer's messages come back too: their claim then finds the task taken.
-        broker = PostgresBroker(url=settings.database_url, results=False, heartbeat_interval=1.0,
+        broker = PostgresBroker(url=with_liveness(settings.database_url), results=False,
+                                heartbeat_interval=1.0,
                                 heartbeat_ttl=PG_CONSUMER_TTL_S, maintenance_interval=2.0)
     broker.declare_queue(settings.queue)
     return broker
+
+
+def with_heartbeat(url: str) -> str:
+    """An AMQP URL with a short heartbeat unless it sets one: RabbitMQ keeps delivering to a
+    consumer whose host dropped off the network until its heartbeat times out (60 s by default),
+    and those messages wait there."""
+    parts = urlsplit(url)
+    given = dict(parse_qsl(parts.query))
+    given.setdefault("heartbeat", str(AMQP_HEARTBEAT_S))
+    return urlunsplit(parts._replace(query=urlencode(given)))
 
 
 def task_message(queue: str, task_id: str, trace_id: str) -> Message[None]:
@@ -69,6 +84,15 @@ class TaskBroker:
         except Exception as exc:  # any broker/connection error: the caller records it, no loss
             raise DispatchError(f"broker refused the message: {type(exc).__name__}: {exc}") from exc
         return message.message_id
+
+    def waiting_in_rabbitmq(self) -> int:
+        """Messages waiting in this queue and its delay queue on RabbitMQ (not the ones
+        consumers have taken). Raises for the PostgreSQL broker, whose messages the database
+        counts (``models.dispatch.waiting_in_pg_broker``)."""
+        if not isinstance(self.dramatiq, RabbitmqBroker):
+            raise TypeError("not a RabbitMQ broker")
+        ready, delayed, _dead = self.dramatiq.get_queue_message_counts(self.queue)
+        return int(ready + delayed)
 
     def close(self) -> None:
         self.dramatiq.close()

@@ -13,14 +13,34 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import peewee
+import psycopg
 from playhouse.postgres_ext import PooledPostgresqlExtDatabase
+from psycopg.conninfo import make_conninfo
 
 from errors import Unavailable
 
 CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 Params = Mapping[str, Any] | Sequence[Any] | None
+
+# A database host that goes silent (a partition drops packets, nothing resets the connection)
+# must surface as an error in seconds, not when TCP gives up minutes later: keepalives probe an
+# idle connection, and tcp_user_timeout bounds how long sent data may stay unacknowledged. The
+# worker then says why (heartbeat_failed, db_write_retry, …) and the API answers 503.
+LIVENESS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+            "keepalives_count": 3, "tcp_user_timeout": 6000}
+HEALTH_TIMEOUT_S = 3
+
+
+def with_liveness(url: str) -> str:
+    """``url`` with the liveness settings added as conninfo parameters it does not already
+    set (for other pools over the same database, e.g. the PostgreSQL broker's)."""
+    parts = urlsplit(url)
+    given = dict(parse_qsl(parts.query))
+    extra = {key: str(value) for key, value in LIVENESS.items() if key not in given}
+    return urlunsplit(parts._replace(query=urlencode({**given, **extra})))
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
@@ -46,7 +66,7 @@ class Database:
         # takes the URL as its conninfo, which also covers Unix-socket ``?host=/dir`` URLs.
         self._db = PooledPostgresqlExtDatabase(
             url, max_connections=max_connections, stale_timeout=300, timeout=10,
-            connect_timeout=5, application_name="jct", autoconnect=True)
+            connect_timeout=5, application_name="jct", autoconnect=True, **LIVENESS)
 
     # ── units of work ──────────────────────────────────────────────────────────────────────
 
@@ -104,10 +124,20 @@ class Database:
         return [{name: json_value(value) for name, value in zip(names, row, strict=True)}
                 for row in cursor.fetchall()]
 
-    def ping(self) -> None:
-        """One round trip; raises ``Unavailable`` when the server cannot be reached."""
-        with self.connection():
-            self.execute("SELECT 1")
+    def ping(self, timeout_s: int = HEALTH_TIMEOUT_S) -> None:
+        """One round trip on a connection of its own, bounded by ``timeout_s`` end to end;
+        raises ``Unavailable`` when the server does not answer in time. Not a pooled
+        connection: one that went silent would hold the probe for as long as TCP lets it."""
+        conninfo = make_conninfo(
+            self.url, **{**LIVENESS, "keepalives_idle": 1, "keepalives_interval": 1,
+                         "tcp_user_timeout": timeout_s * 1000},
+            connect_timeout=timeout_s, application_name="jct-health",
+            options=f"-c statement_timeout={timeout_s * 1000}")
+        try:
+            with psycopg.connect(conninfo) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from exc
 
     # ── connection housekeeping ────────────────────────────────────────────────────────────
 

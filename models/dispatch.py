@@ -32,14 +32,13 @@ def record_dispatch_failed(db: Database, task_id: str, trace_id: str, error: str
         record_event(db, task_id, trace_id, Event.DISPATCH_FAILED, error=error[:500])
 
 
-_TAKE_DUE = """
+# Taken rows are marked in the same statement that picks them, so another dispatcher's pass does
+# not pick them again; a send that then fails clears the mark (record_dispatch_failed /
+# release_dispatch).
+_TAKE = """
 WITH due AS (
     SELECT id FROM tasks
-     WHERE status = 'queued' AND NOT cancel_requested
-       AND (dispatched_at IS NULL
-            OR (run_after < now() - make_interval(secs => %(stale)s)
-                AND dispatched_at < now() - make_interval(
-                    secs => %(stale)s * power(2, LEAST(GREATEST(dispatch_count - 1, 0), 6)))))
+     WHERE status = 'queued' AND NOT cancel_requested AND {which}
      ORDER BY run_after
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED)
@@ -47,21 +46,50 @@ UPDATE tasks t SET dispatched_at = now()
   FROM due WHERE t.id = due.id
 RETURNING t.id, t.trace_id, GREATEST(0, EXTRACT(EPOCH FROM t.run_after - now()))
 """
+_UNSENT = _TAKE.format(which="dispatched_at IS NULL")
+# Sent, still unclaimed after ``stale`` seconds, backing off ×2 per send (up to ×64).
+_STALE = _TAKE.format(which="""dispatched_at IS NOT NULL
+       AND run_after < now() - make_interval(secs => %(stale)s)
+       AND dispatched_at < now() - make_interval(
+               secs => %(stale)s * power(2, LEAST(GREATEST(dispatch_count - 1, 0), 6)))""")
 
 
-def take_due_for_dispatch(db: Database, stale_s: float,
-                          limit: int = 100) -> list[tuple[str, str, float]]:
-    """Take the queued tasks that need a wake-up message: never sent (or the send failed), or
-    sent and still unclaimed after ``stale_s``, backing off (×2 per send, up to ×64) so a
-    backlog waiting for busy workers is not re-sent every threshold.
-
-    Returns ``(task_id, trace_id, seconds_until_due)``. The rows are marked in the same
-    statement that picks them, so another dispatcher's pass does not pick them again; a send
-    that then fails clears the mark (``record_dispatch_failed`` / ``release_dispatch``).
-    """
+def take_unsent(db: Database, limit: int = 100) -> list[tuple[str, str, float]]:
+    """Take the queued tasks whose wake-up was never sent (the broker refused it, or the
+    process that would have sent it died): ``(task_id, trace_id, seconds_until_due)``."""
     with db.transaction():
-        rows = db.all(_TAKE_DUE, {"stale": stale_s, "limit": limit})
+        rows = db.all(_UNSENT, {"limit": limit})
     return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def take_stale(db: Database, stale_s: float, limit: int = 100) -> list[tuple[str, str, float]]:
+    """Take up to ``limit`` due tasks whose wake-up was sent ``stale_s`` ago or longer (with the
+    backoff) and still not claimed, oldest first."""
+    with db.transaction():
+        rows = db.all(_STALE, {"stale": stale_s, "limit": limit})
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def count_due(db: Database) -> int:
+    """Queued tasks that are due: each needs a wake-up somewhere."""
+    row = db.one("SELECT count(*) FROM tasks WHERE status = 'queued' AND run_after <= now()"
+                 " AND NOT cancel_requested")
+    return int(row[0]) if row else 0
+
+
+# The PostgreSQL broker keeps its messages in this same database (dramatiq-postgres' schema):
+# the ones waiting to be taken are wake-ups still to come. A delayed message (a retry's) counts
+# once it is due.
+_WAITING_IN_PG_BROKER = """
+SELECT count(*) FROM dramatiq.queue
+ WHERE queue_name IN (%(queue)s, %(queue)s || '.DQ') AND state = 'queued'
+   AND available_at <= now()
+"""
+
+
+def waiting_in_pg_broker(db: Database, queue: str) -> int:
+    row = db.one(_WAITING_IN_PG_BROKER, {"queue": queue})
+    return int(row[0]) if row else 0
 
 
 def release_dispatch(db: Database, task_ids: list[str]) -> None:

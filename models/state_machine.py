@@ -80,11 +80,14 @@ class FenceLost(IllegalTransition):
 
 # ── enqueue ────────────────────────────────────────────────────────────────────────────────
 
+# dispatched_at is set as the row is created: the enqueue sends the wake-up right after the
+# commit, so a dispatcher must not take the task for one never sent meanwhile. A send that fails
+# clears it (record_dispatch_failed); an enqueue that died before sending leaves it to go stale.
 _CREATE = """
 INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels,
-                   idempotency_key, request_hash)
+                   idempotency_key, request_hash, dispatched_at)
 VALUES (%(id)s, %(trace_id)s, %(name)s, %(spec)s, 'queued', %(priority)s, %(max_attempts)s,
-        %(timeout_s)s, %(labels)s, %(idempotency_key)s, %(request_hash)s)
+        %(timeout_s)s, %(labels)s, %(idempotency_key)s, %(request_hash)s, now())
 """
 
 

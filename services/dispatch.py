@@ -47,20 +47,53 @@ def dispatch_many(rt: Runtime, task_ids: list[str], trace_id: str) -> None:
 
 
 def dispatch_due(rt: Runtime, limit: int = 100) -> int:
-    """One dispatcher pass: re-send what is due; returns how many tasks were sent."""
+    """One dispatcher pass; returns how many tasks were sent a wake-up.
+
+    A task whose wake-up was never sent gets one. A task that merely waited long is not
+    re-sent on age alone: a confirmed message that waits in a busy queue is not lost. Only when
+    fewer wake-ups wait in the broker than tasks are due (the evidence that some were lost:
+    consumed by a process that died before claiming, purged, dropped by a broker restart) are
+    the oldest stale tasks sent again, as many as are missing."""
     with rt.db.connection():
-        due = bookkeeping.take_due_for_dispatch(rt.db, rt.settings.dispatch_stale_s, limit)
-        sent = 0
-        for index, (task_id, trace_id, delay_s) in enumerate(due):
-            if not dispatch(rt, task_id, trace_id, resent=True, delay_s=delay_s):
-                # The broker is down: one dispatch_failed per pass is enough evidence.
-                bookkeeping.release_dispatch(rt.db, [task for task, _, _ in due[index + 1:]])
-                break
-            sent += 1
-    if due:
-        log_event(logger, "dispatcher_pass", f"re-sent {sent} of {len(due)} queued task(s)",
-                  found=len(due), sent=sent)
+        due = bookkeeping.take_unsent(rt.db, limit)
+        sent = _send_all(rt, due)
+        missing = _missing_wakeups(rt) if sent == len(due) else 0
+        stale = bookkeeping.take_stale(rt.db, rt.settings.dispatch_stale_s,
+                                       min(limit, missing)) if missing > 0 else []
+        sent += _send_all(rt, stale)
+    if due or stale:
+        log_event(logger, "dispatcher_pass", f"sent {sent} wake-up(s): {len(due)} never sent, "
+                  f"{len(stale)} of {missing} missing", unsent=len(due), missing=missing,
+                  resent=len(stale), sent=sent)
     return sent
+
+
+def _send_all(rt: Runtime, taken: list[tuple[str, str, float]]) -> int:
+    for index, (task_id, trace_id, delay_s) in enumerate(taken):
+        if not dispatch(rt, task_id, trace_id, resent=True, delay_s=delay_s):
+            # The broker is down: one dispatch_failed per pass is enough evidence.
+            bookkeeping.release_dispatch(rt.db, [task for task, _, _ in taken[index + 1:]])
+            return index
+    return len(taken)
+
+
+def _missing_wakeups(rt: Runtime) -> int:
+    """Due tasks minus the wake-ups waiting in the broker (all of them, when the broker cannot
+    say). Prefetched messages are not counted as waiting, so this errs towards a spare
+    wake-up, which the claim makes harmless."""
+    due = bookkeeping.count_due(rt.db)
+    if due == 0:
+        return 0
+    try:
+        if rt.settings.broker_kind == "postgres":
+            waiting = bookkeeping.waiting_in_pg_broker(rt.db, rt.settings.queue)
+        else:
+            waiting = rt.broker.waiting_in_rabbitmq()
+    except Exception as exc:  # unknown: fall back to age alone (the backoff bounds it)
+        log_event(logger, "broker_count_failed", f"cannot count waiting messages: {exc}",
+                  level=logging.WARNING)
+        return due
+    return max(0, due - waiting)
 
 
 def _send(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,

@@ -16,9 +16,20 @@ SPEC = validate_spec({"steps": [{"action": "echo", "params": {"message": "x"}}]}
 
 
 def _never_sent(rt: Runtime, count: int) -> list[str]:
+    """Tasks whose wake-up was never sent (as when the broker refused it at enqueue)."""
     with rt.db.connection():
-        return state_machine.create_tasks(rt.db, [NewTask(trace_id=tracing.new_trace_id(), spec=SPEC)
-                                                  for _ in range(count)])
+        ids = state_machine.create_tasks(rt.db, [NewTask(trace_id=tracing.new_trace_id(), spec=SPEC)
+                                                 for _ in range(count)])
+        rt.db.execute("UPDATE tasks SET dispatched_at = NULL WHERE id = ANY(%s::uuid[])", (ids,))
+    return ids
+
+
+def _lose_messages(rt: Runtime) -> None:
+    """The wake-ups waiting in the PostgreSQL broker disappear (purged, or consumed by a
+    process that died before it claimed)."""
+    with rt.db.connection():
+        rt.db.execute("DELETE FROM dramatiq.queue WHERE queue_name LIKE %s",
+                      (rt.settings.queue + "%",))
 
 
 def _age(rt: Runtime, task_ids: list[str], seconds: float) -> None:
@@ -33,8 +44,8 @@ def _age(rt: Runtime, task_ids: list[str], seconds: float) -> None:
 def test_a_task_taken_by_one_pass_is_not_taken_by_the_next(rt: Runtime) -> None:
     ids = _never_sent(rt, 5)
     with rt.db.connection():
-        first = dispatch.take_due_for_dispatch(rt.db, stale_s=60)
-        second = dispatch.take_due_for_dispatch(rt.db, stale_s=60)
+        first = dispatch.take_unsent(rt.db)
+        second = dispatch.take_unsent(rt.db)
     assert sorted(task for task, _, _ in first) == sorted(ids)
     assert second == []
 
@@ -46,16 +57,22 @@ def test_a_failed_send_leaves_the_task_due_and_stops_the_pass(
     assert dispatch_due(down) == 0
     with rt.db.connection():
         failed = rt.db.one("SELECT count(*) FROM task_events WHERE event = 'dispatch_failed'")
-        still_due = dispatch.take_due_for_dispatch(rt.db, stale_s=60)
+        still_due = dispatch.take_unsent(rt.db)
     assert failed == (1,), "one dispatch_failed per pass, not one per waiting task"
     assert sorted(task for task, _, _ in still_due) == sorted(ids)
 
 
-def test_a_stale_backlog_is_re_sent_with_backoff(rt: Runtime) -> None:
+def test_a_waiting_task_is_not_re_sent_on_age_alone_only_when_its_wake_up_is_gone(
+        rt: Runtime) -> None:
+    """Evidence, not age: a task that waited past the threshold while its message waits in the
+    broker is not sent another; once the message is gone it is, backing off per send."""
     (task_id,) = _never_sent(rt, 1)
     assert dispatch_due(rt) == 1                     # first send: dispatch_count 1
     _age(rt, [task_id], 61)
-    assert dispatch_due(rt) == 1                     # stale after 60 s: count 2
+    assert dispatch_due(rt) == 0, "its message still waits in the broker"
+    _lose_messages(rt)
+    assert dispatch_due(rt) == 1                     # stale after 60 s, message gone: count 2
+    _lose_messages(rt)
     _age(rt, [task_id], 61)
     assert dispatch_due(rt) == 0, "the second re-send waits 2 x 60 s"
     _age(rt, [task_id], 121)
