@@ -15,9 +15,11 @@ from dramatiq.cli import make_argument_parser
 from config import load_settings
 from errors import ConfigError
 from logging_setup import configure_logging
+from private_files import restrict_umask
 
 
 def main(argv: list[str] | None = None) -> int:
+    restrict_umask()  # the log file and the spool under JCT_HOME are created owner-only
     try:
         settings = load_settings()
     except ConfigError as exc:
