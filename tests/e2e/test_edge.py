@@ -285,6 +285,8 @@ def test_jct_home_is_owner_only(postgres_stack: Stack) -> None:
     """JCT_HOME 0700 (0711 when root runs the embedded PostgreSQL as a user of its own, which
     must pass through it); every directory and file under it owner-only."""
     home = postgres_stack.home
+    task_id = postgres_stack.post("/enqueue", json=ECHO).json()["task_id"]
+    assert postgres_stack.wait_status(task_id)["status"] == "done"  # a log blob is in objects/
     expected = 0o711 if os.geteuid() == 0 else 0o700
     assert stat.S_IMODE(home.stat().st_mode) == expected
     checked, loose = 0, []
@@ -300,6 +302,7 @@ def test_jct_home_is_owner_only(postgres_stack: Stack) -> None:
     must_exist = [home / "run.json", home / "logs" / "jct.jsonl", home / "logs" / "rclone.log",
                   home / "objects"]
     assert all(path.exists() for path in must_exist)
+    assert any(path.is_file() for path in (home / "objects").rglob("*")), "blobs were checked"
     assert checked > len(must_exist) and loose == []
 
 
