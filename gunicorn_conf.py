@@ -38,7 +38,7 @@ wsgi_app = "app:create_app()"
 accesslog = "-"
 timeout = 60  # threaded workers: how long the main loop may be silent, not a request deadline
 graceful_timeout = 20
-# Who may set X-Forwarded-Proto/-For (a TLS-terminating proxy): the scheme decides the
+# Whose X-Forwarded-Proto is believed (a TLS-terminating proxy): the scheme decides the
 # session cookie's Secure flag.
 forwarded_allow_ips = _settings.forwarded_allow_ips
 
