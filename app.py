@@ -5,25 +5,28 @@ console page for the console's routes)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 import tracing
-from api import console, enqueue, health, metrics, openapi, tasks
+from api import access, console, enqueue, health, login, metrics, openapi, tasks
 from api.current import EXTENSION, runtime
-from errors import Forbidden, InvalidTraceId, JctError, Unauthorized
+from errors import BadRequest, Forbidden, InvalidHost, InvalidTraceId, JctError, Unavailable
+from host_header import host_allowed
 from logging_setup import log_event
 from runtime import Runtime, build_runtime
 
 logger = logging.getLogger("jct.api")
 
-OPEN_PATHS = ("/healthz",)
+# A load balancer or an orchestrator probes /healthz with a Host of its own choosing (a pod's
+# address); what it answers is no secret, so it is served whatever the Host.
+ANY_HOST_PATHS = ("/healthz",)
+WWW_AUTHENTICATE = 'Bearer realm="jct"'
 
 
 def create_app(rt: Runtime | None = None) -> Flask:
@@ -35,11 +38,14 @@ def create_app(rt: Runtime | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = rt
 
-    for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, metrics.bp, openapi.bp):
+    for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, login.bp, metrics.bp,
+                      openapi.bp):
         app.register_blueprint(blueprint)
     app.before_request(_bind_trace)
+    app.before_request(_refuse_unknown_host)
+    app.before_request(_refuse_nul_in_query)
     app.before_request(_refuse_cross_origin_writes)
-    app.before_request(_authorize)
+    app.before_request(access.authorize)
     app.after_request(_stamp_response)
     app.teardown_request(_unbind_trace)
     app.register_error_handler(JctError, _render_jct_error)
@@ -62,6 +68,28 @@ def _bind_trace() -> None:
         raise g.trace_error
 
 
+def _refuse_unknown_host() -> None:
+    """DNS rebinding: a page that re-points its own name at this API sends its own name as
+    ``Host``; only the names in ``JCT_ALLOWED_HOSTS`` are answered."""
+    if request.path in ANY_HOST_PATHS:
+        return
+    host = request.environ.get("HTTP_HOST") or request.host  # as sent (werkzeug blanks odd ones)
+    default_port = 443 if request.scheme == "https" else 80
+    if not host_allowed(host, runtime().settings.allowed_hosts, default_port=default_port):
+        raise InvalidHost(f"Host {host!r} is not one this API answers to (JCT_ALLOWED_HOSTS)",
+                          detail={"host": host})
+
+
+def _refuse_nul_in_query() -> None:
+    """No text column can hold NUL: a filter holding one is refused here, naming it, rather
+    than reaching the database as a 500."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(f"query parameter {name!r} contains a NUL character",
+                             detail={"parameter": name.replace("\x00", "\\u0000"),
+                                     "problem": "contains a NUL character"})
+
+
 def _refuse_cross_origin_writes() -> None:
     """A browser on another site must not cancel or enqueue through a user's open API (no
     token needed when JCT_API_TOKEN is unset): writes carrying a foreign ``Origin`` are refused.
@@ -71,23 +99,6 @@ def _refuse_cross_origin_writes() -> None:
     origin = request.headers.get("Origin")
     if origin and urlparse(origin).netloc != request.host:
         raise Forbidden(f"cross-origin {request.method} from {origin} refused")
-
-
-def _authorize() -> None:
-    g.actor = "anonymous"
-    tokens = runtime().settings.api_tokens
-    if not tokens or request.path in OPEN_PATHS:
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise Unauthorized("missing Authorization: Bearer <token>")
-    match = next((t for t in tokens if hmac.compare_digest(t.token, given.strip())), None)
-    if match is None:
-        raise Unauthorized("unknown token")
-    if match.role == "read" and request.method not in ("GET", "HEAD", "OPTIONS"):
-        raise Forbidden(f"token {match.name!r} may only read")
-    g.actor = match.name
 
 
 def _stamp_response(response: Response) -> Response:
@@ -109,10 +120,33 @@ def _render_jct_error(exc: JctError) -> ResponseReturnValue:
     level = logging.ERROR if exc.status >= 500 else logging.INFO
     log_event(logger, "request_rejected" if exc.status < 500 else "request_failed",
               f"{request.method} {request.path} -> {exc.status} {exc.code}: {exc}", level=level,
-              status=exc.status, error=exc.code)
+              status=exc.status, error=exc.code, detail=exc.detail)
+    detail = public_detail(exc)
     if request.blueprint == console.bp.name:
-        return console.error_page(exc)
-    return _error(exc.status, exc.code, exc.detail)
+        response = console.error_page(exc, detail)
+    else:
+        response = _error(exc.status, exc.code, detail)
+    if exc.status == 401:
+        return _with_headers(response, {"WWW-Authenticate": WWW_AUTHENTICATE})
+    return response
+
+
+def public_detail(exc: JctError) -> Any:
+    """What the client is told. A 4xx's detail is about the request and goes back as it is. A
+    5xx's detail is about the server (a driver's message naming a socket path or a host, a
+    spool path): it stays in the log line above, under the trace id; the client gets the
+    error's sentence (``Unavailable`` sentences are fixed text) or a pointer to the log."""
+    if exc.status < 500:
+        return exc.detail
+    if isinstance(exc, Unavailable):
+        return str(exc)
+    return "the log has the details under this trace id"
+
+
+def _with_headers(value: ResponseReturnValue, headers: dict[str, str]) -> Response:
+    response = make_response(value)
+    response.headers.update(headers)
+    return response
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",

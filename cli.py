@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from config import Settings, load_settings
 from errors import JctError
+from private_files import restrict_umask
+from terminal import printable
 
 if TYPE_CHECKING:
     from runtime import Runtime
@@ -72,14 +74,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    import strict_json
     from services.enqueue import enqueue
     from tracing import bound, canonical_trace_id, new_trace_id
 
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     try:
-        spec = json.loads(text)
-    except ValueError as exc:
-        raise JctError(f"{args.file}: malformed JSON: {exc}") from None
+        spec = strict_json.loads(raw)
+    except JctError as exc:
+        raise JctError(f"{args.file}: {exc}") from None
     rt = _runtime(settings, logs=True)
     trace_id = canonical_trace_id(args.trace_id) if args.trace_id else new_trace_id()
     with bound(trace_id=trace_id):
@@ -101,23 +104,28 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def render_task(task: dict[str, Any]) -> str:
-    """A task as an operator reads it in a terminal."""
-    lines = [f"task      {task['id']}  {task['name'] or ''}",
-             f"trace     {task['trace_id']}",
-             f"status    {task['status']}  ({task['diagnosis']['code']}: {task['diagnosis']['message']})",
-             f"attempts  {task['attempts']}/{task['max_attempts']}"]
+    """A task as an operator reads it in a terminal (every field through ``printable``: task
+    data must not reach the terminal as escape sequences)."""
+    p = printable
+    diagnosis = task["diagnosis"]
+    lines = [f"task      {p(task['id'])}  {p(task['name'] or '')}",
+             f"trace     {p(task['trace_id'])}",
+             f"status    {p(task['status'])}  ({p(diagnosis['code'])}: {p(diagnosis['message'])})",
+             f"attempts  {p(task['attempts'])}/{p(task['max_attempts'])}"]
     if task["error"]:
-        lines.append(f"error     {task['error']}")
+        lines.append(f"error     {p(task['error'])}")
     lines.append("\nATTEMPT  STATUS     WORKER                 DURATION  ERROR")
-    lines += [f"{j['attempt']:<8} {j['status']:<10} {j['worker']:<22} {_ms(j['duration_ms']):>8}  "
-              f"{j['error'] or ''}" for j in task["jobs"]]
+    lines += [f"{p(j['attempt']):<8} {p(j['status']):<10} {p(j['worker']):<22} "
+              f"{_ms(j['duration_ms']):>8}  {p(j['error'] or '')}" for j in task["jobs"]]
     lines.append("\nSTEP  ACTION  STATUS  DURATION  DOWNSTREAM  ERROR")
-    lines += [f"{a['step']:<5} {a['action_name']:<7} {a['status']:<7} {_ms(a['duration_ms']):>8}  "
-              f"{a['downstream_status'] or '':<10}  {a['error'] or ''}" for a in task["actions"]]
+    lines += [f"{p(a['step']):<5} {p(a['action_name']):<7} {p(a['status']):<7} "
+              f"{_ms(a['duration_ms']):>8}  {p(a['downstream_status'] or ''):<10}  {p(a['error'] or '')}"
+              for a in task["actions"]]
     lines.append("\nARTIFACT                              KIND    SIZE  URI")
-    lines += [f"{a['id']}  {a['kind']:<6} {a['size']:>5}  {a['uri']}" for a in task["artifacts"]]
+    lines += [f"{p(a['id'])}  {p(a['kind']):<6} {p(a['size']):>5}  {p(a['uri'])}"
+              for a in task["artifacts"]]
     lines.append("\nTIME                              EVENT")
-    lines += [f"{e['ts']}  {e['event']:<20} {_attrs(e['attrs'])}" for e in task["events"]]
+    lines += [f"{p(e['ts'])}  {p(e['event']):<20} {_attrs(e['attrs'])}" for e in task["events"]]
     return "\n".join(lines)
 
 
@@ -130,10 +138,11 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
 
     page = list_tasks(_runtime(settings), status=args.status, trace_id=args.trace_id,
                       name=args.name, limit=args.limit)
+    p = printable
     print(f"{'CREATED':<33} {'TASK':<36}  {'STATUS':<9}  {'TRACE':<36}  NAME")
     for task in page["tasks"]:
-        print(f"{task['created_at']:<33} {task['id']}  {task['status']:<9}  {task['trace_id']}  "
-              f"{task['name'] or ''}")
+        print(f"{p(task['created_at']):<33} {p(task['id'])}  {p(task['status']):<9}  "
+              f"{p(task['trace_id'])}  {p(task['name'] or '')}")
     return 0
 
 
@@ -142,8 +151,10 @@ def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
     trace = trace_story(_runtime(settings), args.trace_id)
     print(f"{'TIME':<32}  {'TASK':<8}  {'EVENT':<20}  DETAILS")
+    p = printable
     for item in trace["timeline"]:
-        print(f"{item['ts']:<32}  {item['task_id'][:8]}  {item['event']:<20}  {_attrs(item['attrs'])}")
+        print(f"{p(item['ts']):<32}  {p(item['task_id'][:8])}  {p(item['event']):<20}  "
+              f"{_attrs(item['attrs'])}")
     return 0
 
 
@@ -165,14 +176,15 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     if not lines:
         raise JctError(f"no log line in {path} has trace id {args.trace_id}")
     lines.sort(key=lambda r: r.get("ts", ""))
+    p = printable
     for record in lines:
-        print(f"{record.get('ts')}  {record.get('component', ''):<10} {record.get('event', ''):<20} "
-              f"{record.get('message', '')}")
+        print(f"{p(record.get('ts'))}  {p(record.get('component', '')):<10} "
+              f"{p(record.get('event', '')):<20} {p(record.get('message', ''))}")
     return 0
 
 
 def _attrs(attrs: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in attrs.items() if v is not None)
+    return " ".join(f"{printable(k)}={printable(v)}" for k, v in attrs.items() if v is not None)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -208,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restrict_umask()  # what a command creates under JCT_HOME (the log file) is owner-only
     args = parser().parse_args(argv)
     try:
         if args.command not in ("up", "worker"):
@@ -215,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return int(args.func(args, settings))
     except JctError as exc:
-        print(f"jct: {exc}", file=sys.stderr)
+        print(f"jct: {printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 from egress.policy import EgressPolicy
 from errors import ConfigError
+from host_header import AllowedHost, parse_allowed_hosts
+from redaction import redact_url
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class Settings:
     worker_threads: int
     api_workers: int
     api_tokens: tuple[ApiToken, ...] = field(default=())
+    api_threads: int = 16
+    api_head_timeout_s: float = 10.0
+    allowed_hosts: tuple[AllowedHost, ...] = ()
+    forwarded_allow_ips: str = "127.0.0.1"
+    session_secret: str | None = None
+    session_ttl_s: float = 8 * 3600.0
     http_allowed_hosts: tuple[str, ...] = ("*",)
     http_max_response_bytes: int = 64 * 1024 * 1024
     secrets_dir: Path | None = None
@@ -117,7 +125,7 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
 def _database_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("JCT_DATABASE_URL") or None
     if raw is not None and urlparse(raw).scheme not in ("postgresql", "postgres"):
-        raise ConfigError(f"JCT_DATABASE_URL={raw!r} must start with postgresql://")
+        raise ConfigError(f"JCT_DATABASE_URL={redact_url(raw)!r} must start with postgresql://")
     if raw is not None and raw.startswith("postgres://"):
         raw = "postgresql://" + raw[len("postgres://") :]
     return raw
@@ -127,7 +135,7 @@ def _broker_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("JCT_BROKER_URL") or None
     if raw is not None and urlparse(raw).scheme not in ("amqp", "amqps"):
         raise ConfigError(
-            f"JCT_BROKER_URL={raw!r} must be amqp://user:pass@host:5672/vhost "
+            f"JCT_BROKER_URL={redact_url(raw)!r} must be amqp://user:pass@host:5672/vhost "
             "(leave it unset for the PostgreSQL broker)"
         )
     return raw
@@ -138,7 +146,7 @@ def _s3(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
     access = env.get("JCT_S3_ACCESS_KEY") or None
     secret = env.get("JCT_S3_SECRET_KEY") or None
     if endpoint is not None and urlparse(endpoint).scheme not in ("http", "https"):
-        raise ConfigError(f"JCT_S3_ENDPOINT={endpoint!r} must be an http:// or https:// URL")
+        raise ConfigError(f"JCT_S3_ENDPOINT={redact_url(endpoint)!r} must be an http:// or https:// URL")
     if endpoint is not None and (access is None or secret is None):
         raise ConfigError("JCT_S3_ENDPOINT is set but JCT_S3_ACCESS_KEY or JCT_S3_SECRET_KEY is not")
     return endpoint, access, secret
@@ -193,6 +201,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_threads=_positive_int(env, "JCT_WORKER_THREADS", 4),
         api_workers=_positive_int(env, "JCT_API_WORKERS", 2),
         api_tokens=_api_tokens(env),
+        api_threads=_positive_int(env, "JCT_API_THREADS", 16),
+        api_head_timeout_s=_positive_float(env, "JCT_API_HEAD_TIMEOUT_S", 10.0),
+        allowed_hosts=parse_allowed_hosts(env.get("JCT_ALLOWED_HOSTS") or None,
+                                          bind_host=env.get("JCT_HOST") or "127.0.0.1"),
+        forwarded_allow_ips=env.get("JCT_FORWARDED_ALLOW_IPS") or "127.0.0.1",
+        session_secret=env.get("JCT_SESSION_SECRET") or None,
+        session_ttl_s=_positive_float(env, "JCT_SESSION_TTL_S", 8 * 3600.0),
         http_allowed_hosts=_allowed_hosts(hosts),
         http_max_response_bytes=_positive_int(env, "JCT_HTTP_MAX_RESPONSE_BYTES", 64 * 1024 * 1024),
         secrets_dir=_secrets_dir(env),

@@ -41,6 +41,12 @@ class InvalidTraceId(BadRequest):
     code = "invalid_trace_id"
 
 
+class InvalidHost(BadRequest):
+    """The request's ``Host`` is not one the API answers to (``JCT_ALLOWED_HOSTS``)."""
+
+    code = "invalid_host"
+
+
 class Unauthorized(JctError):
     """No token, or a token that is not known or may not do this."""
 
@@ -53,6 +59,12 @@ class Forbidden(JctError):
 
     code = "forbidden"
     status = 403
+
+
+class CsrfRefused(Forbidden):
+    """A write through a console session without the session's CSRF token."""
+
+    code = "csrf_failed"
 
 
 class NotFound(JctError):
@@ -73,6 +85,13 @@ class IllegalTransition(Conflict):
     """A task state change that the state machine does not allow."""
 
     code = "illegal_transition"
+
+
+class PayloadTooLarge(JctError):
+    """The body is larger than the limit (``Content-Length`` or counted while reading)."""
+
+    code = "payload_too_large"
+    status = 413
 
 
 class UnsupportedMediaType(JctError):

@@ -1,9 +1,12 @@
-"""gunicorn settings for ``jct up`` and the compose ``api`` service: JSON logs through the same
-formatter and context filter as the rest of JCT, with the request's trace id on access lines."""
+"""gunicorn settings for ``jct up`` and the compose ``api`` service: threaded workers with a
+deadline on request heads (slow clients cannot stall the API), a private umask, and JSON logs
+through the same formatter and context filter as the rest of JCT, with the request's trace id
+on access lines."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -12,7 +15,9 @@ from gunicorn.glogging import Logger
 import tracing
 from config import load_settings
 from errors import ConfigError
+from gunicorn_worker import head_deadline_worker
 from logging_setup import configure_logging
+from private_files import PRIVATE_UMASK
 
 try:
     _settings = load_settings()
@@ -20,13 +25,22 @@ except ConfigError as exc:  # one line naming the variable, not a traceback
     print(f"jct: {exc}", file=sys.stderr)
     sys.exit(2)
 
+os.umask(PRIVATE_UMASK)  # before the workers fork: logs and spool under JCT_HOME stay private
+
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.api_workers
+# Threads, not the sync worker: a sync worker reads each request in its only thread, so as
+# many clients dripping headers as there are workers stall the API (docs/security.md has the
+# figures). The worker closes a connection whose request head is not in within the deadline.
+worker_class = head_deadline_worker(_settings.api_head_timeout_s)
+threads = _settings.api_threads
 wsgi_app = "app:create_app()"
 accesslog = "-"
-timeout = 60
+timeout = 60  # threaded workers: how long the main loop may be silent, not a request deadline
 graceful_timeout = 20
-forwarded_allow_ips = "127.0.0.1"
+# Whose X-Forwarded-Proto is believed (a TLS-terminating proxy): the scheme decides the
+# session cookie's Secure flag.
+forwarded_allow_ips = _settings.forwarded_allow_ips
 
 
 class JctGunicornLogger(Logger):

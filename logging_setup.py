@@ -16,6 +16,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 import tracing
+from private_files import open_private, private_dir
 from redaction import SecretRegistry, SecretScrubber
 
 DEFAULT_COMPONENT = "jct"
@@ -71,9 +72,9 @@ class AppendFileHandler(logging.Handler):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -30,6 +30,7 @@ SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-a
                                "x-api-key"})
 SENSITIVE_NAME = re.compile(r"token|secret|passw|pwd|key|auth|cookie|session|credential|"
                             r"signature|^sig$|^code$", re.IGNORECASE)
+_WHOLE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")  # a value that is one URL, as given
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
 _JSON_LEVELS = 3
@@ -59,8 +60,10 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, _redact_query(parts.query),
-                       _redact_query(parts.fragment)))
+    query, fragment = _redact_query(parts.query), _redact_query(parts.fragment)
+    if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
+        return url  # nothing to hide: the URL exactly as given (urlunsplit would normalise it)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def redact_urls_in(text: str) -> str:
@@ -89,7 +92,7 @@ def redact_params(params: Any, key: str | None = None) -> Any:
     if isinstance(params, list):
         return [redact_params(value) for value in params]
     if isinstance(params, str):
-        return redact_urls_in(params)
+        return redact_url(params) if _WHOLE_URL.fullmatch(params) else redact_urls_in(params)
     return params
 
 

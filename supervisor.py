@@ -18,6 +18,8 @@ from types import FrameType
 from config import Settings, load_settings
 from logging_setup import configure_logging, log_event
 from migrations.runner import apply_migrations
+from private_files import private_home, restrict_umask, write_private
+from redaction import redact_url
 from runtime import Runtime
 
 logger = logging.getLogger("jct.supervisor")
@@ -43,12 +45,15 @@ class Supervisor:
 
     def start_services(self) -> Settings:
         """Embedded PostgreSQL and S3 unless configured; migrations; the bucket."""
-        home = self.settings.home
-        home.mkdir(parents=True, exist_ok=True)
+        home = private_home(self.settings.home)
         if self.settings.embedded_postgres:
             from models.embedded_postgres import start_embedded_postgres
 
             self.env["JCT_DATABASE_URL"] = start_embedded_postgres(home / "pgdata")
+            # Run as root, the wheel starts PostgreSQL as a system user of its own and opens
+            # every directory above pgdata to everyone (o+rx): close JCT_HOME again but for
+            # passing through (pgdata itself is PostgreSQL's, 0700).
+            private_home(home, others_traverse=os.geteuid() == 0)
         if self.settings.embedded_s3:
             from storage.embedded import start_embedded_s3
 
@@ -86,18 +91,15 @@ class Supervisor:
                  "s3_access_key": settings.s3_access_key, "s3_secret_key": settings.s3_secret_key,
                  "s3_bucket": settings.s3_bucket, "log_file": str(settings.log_file),
                  "pid": os.getpid()}
-        path = run_file(settings)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2)
+        write_private(run_file(settings), json.dumps(state, indent=2).encode())
 
     def banner(self, settings: Settings) -> None:
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"\nJCT is up.\n  API        {base}  (health: {base}/healthz)\n"
-            f"  database   {settings.database_url}\n"
+            f"  database   {redact_url(settings.database_url or '')}\n"
             f"  broker     {settings.broker_kind}\n"
-            f"  S3         {settings.s3_endpoint}  bucket {settings.s3_bucket}\n"
+            f"  S3         {redact_url(settings.s3_endpoint or '')}  bucket {settings.s3_bucket}\n"
             f"  logs       {settings.log_file}\n\nTry:\n"
             f"  curl -s -X POST {base}/enqueue -H 'Content-Type: application/json' \\\n"
             "       -d '{\"name\": \"hello\", \"steps\": [{\"action\": \"echo\", \"params\": "
@@ -179,6 +181,7 @@ def run_file(settings: Settings) -> Path:
 
 
 def up(settings: Settings | None = None) -> int:
+    restrict_umask()  # before anything is created: the children (rclone, PostgreSQL, …) inherit it
     settings = settings or load_settings()
     configure_logging("supervisor", settings.log_file)
     supervisor = Supervisor(settings)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from config import Settings, load_settings
 from errors import ConfigError
 from logging_setup import configure_logging, log_event
+from private_files import restrict_umask
 
 logger = logging.getLogger("jct.worker_pool")
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jct: {exc}", file=sys.stderr)
         return 2
+    restrict_umask()  # the log file and the spool under JCT_HOME are created owner-only
     configure_logging("worker", settings.log_file)
     # Import what every child needs once, here, so that each fork starts warm.
     import actors.process  # noqa: F401

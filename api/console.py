@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from api import access
 from api.console_format import ago, attrs_text, clock, filesize, format_ms, short_id, span_ms
 from api.current import runtime
 from api.waterfall import task_waterfall, trace_waterfall
@@ -87,10 +88,10 @@ def artifact_page(artifact_id: str) -> ResponseReturnValue:
                            records=_log_records(text))
 
 
-def error_page(exc: JctError) -> ResponseReturnValue:
-    """Console errors as a page (same status and code as the JSON API would give); the app's
-    error handler logs them and calls this for the console's routes."""
-    return render_template("error.html", exc=exc, trace_id=g.get("trace_id")), exc.status
+def error_page(exc: JctError, detail: Any) -> ResponseReturnValue:
+    """Console errors as a page (same status, code and detail as the JSON API would give); the
+    app's error handler logs them and calls this for the console's routes."""
+    return render_template("error.html", exc=exc, detail=detail, trace_id=g.get("trace_id")), exc.status
 
 
 @bp.after_request
@@ -104,8 +105,11 @@ def harden(response: Response) -> Response:
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
     """Formatting used by every console template (only this blueprint's pages get them)."""
+    session = g.get("session")
     return {"short": short_id, "clock": clock, "ago": ago, "duration": format_ms,
-            "span_ms": span_ms, "filesize": filesize, "attrs_text": attrs_text}
+            "span_ms": span_ms, "filesize": filesize, "attrs_text": attrs_text,
+            "csrf_token": access.csrf_token, "signed_in": session.token if session else None,
+            "can_act": g.get("role") != "read"}
 
 
 # ── search and listing ─────────────────────────────────────────────────────────────────────

@@ -54,8 +54,11 @@ def openapi_document(actions: Mapping[str, Action] | None = None) -> dict[str, A
                 "Every response carries `X-Trace-Id`. Errors are JSON `{\"error\", \"detail\"}`. "
                 "A method a path does not list is answered `405` (`method_not_allowed`, with "
                 "`Allow`; see `components.responses.MethodNotAllowed`). "
-                "With `JCT_API_TOKEN`/`JCT_API_TOKENS` set, every endpoint but `/healthz` needs "
-                "`Authorization: Bearer <token>`; `read` tokens may only GET."),
+                "With `JCT_API_TOKEN`/`JCT_API_TOKENS` set, every endpoint but `/healthz`, `/login` "
+                "and `/logout` needs `Authorization: Bearer <token>` or a console session cookie "
+                "from `/login` (whose writes also need the page's `X-CSRF-Token`); `read` tokens "
+                "may only GET. A `Host` outside `JCT_ALLOWED_HOSTS` is a 400 `invalid_host` "
+                "(`/healthz` answers any Host)."),
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "security": [{"bearer": []}, {}],
@@ -129,9 +132,16 @@ def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
+def _unauthorized(response: dict[str, Any]) -> dict[str, Any]:
+    response["headers"] = {**response.get("headers", {}), "WWW-Authenticate": {
+        "description": "`Bearer realm=\"jct\"`", "schema": TEXT}}
+    return response
+
+
 COMMON_ERRORS = {
-    "400": _error("Invalid `X-Trace-Id` (`invalid_trace_id`) or another unreadable request."),
-    "401": _error("Missing or unknown bearer token (only when tokens are configured)."),
+    "400": _error("Invalid `X-Trace-Id` (`invalid_trace_id`), a `Host` this API does not answer "
+                  "to (`invalid_host`), a NUL in a query parameter, or another unreadable request."),
+    "401": _unauthorized(_error("Missing or unknown bearer token (only when tokens are configured).")),
     "503": _error("The database (or object store) cannot be reached right now."),
 }
 
@@ -205,6 +215,8 @@ def _paths() -> dict[str, Any]:
         "/artifacts/{artifact_id}/content": {"get": _get_artifact_content()},
         "/metrics": {"get": _metrics()},
         "/openapi.json": {"get": _openapi()},
+        "/login": {"get": _login_form(), "post": _login()},
+        "/logout": {"post": _logout()},
         "/": {"get": _console("consoleTasks", "The operator console: the task list.",
                               [_query("q", TEXT, "A trace id, a task id (redirects to the task), "
                                                  "a label `key:value`, or a task name."),
@@ -238,11 +250,14 @@ def _enqueue() -> dict[str, Any]:
                                     "body is a 409.",
                      "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
         body=_spec_body(),
-        errors={"403": "A `read` token may not enqueue, or a cross-origin write was refused.",
+        errors={"403": "A `read` token may not enqueue, a cross-origin write was refused, or a "
+                       "console session's write lacked its CSRF token (`csrf_failed`).",
                 "409": "The `Idempotency-Key` was used with a different body.",
-                "413": "The body is over the size limit.",
+                "413": "The body is over the size limit (with or without `Content-Length`).",
                 "415": "The body is not `application/json`.",
-                "422": "The spec failed validation; `detail.field` names the field."})
+                "422": "The spec failed validation, or holds a value that cannot be stored (NUL, "
+                       "a lone surrogate, a number out of range, nesting over 64 levels); "
+                       "`detail.field` names the field."})
 
 
 def _enqueue_batch() -> dict[str, Any]:
@@ -250,8 +265,9 @@ def _enqueue_batch() -> dict[str, Any]:
     return _operation(
         "enqueueBatch", "tasks", "Enqueue several tasks in one transaction, under one trace id.",
         {"202": _json(_ref("BatchEnqueued"), "All stored (or none, on any error).")}, body=body,
-        errors={"403": "A `read` token may not enqueue, or a cross-origin write was refused.",
-                "413": "The body is over the size limit.",
+        errors={"403": "A `read` token may not enqueue, a cross-origin write was refused, or a "
+                       "console session's write lacked its CSRF token (`csrf_failed`).",
+                "413": "The body is over the size limit (with or without `Content-Length`).",
                 "415": "The body is not `application/json`.",
                 "422": "A spec failed validation; `detail.field` is `tasks[i].<field>`."})
 
@@ -291,8 +307,9 @@ def _transition(verb: str, schema: Schema, summary: str) -> dict[str, Any]:
     return _operation(f"{verb}Task", "tasks", summary,
                       {"202": _json(schema, "Recorded as an event, with who did it.")},
                       parameters=[_path_param("task_id", "The task's id.")],
-                      errors={"403": f"A `read` token may not {verb}, or a cross-origin write "
-                                     "was refused.",
+                      errors={"403": f"A `read` token may not {verb}, a cross-origin write "
+                                     "was refused, or a console session's write lacked its CSRF "
+                                     "token (`csrf_failed`).",
                               "404": "No task with this id.",
                               "409": "The state machine does not allow this "
                                      "(`illegal_transition`; `detail.status` is the task's status)."})
@@ -339,15 +356,50 @@ def _openapi() -> dict[str, Any]:
 def _console(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
     operation = _operation(operation_id, "console", summary, {"200": _html("An HTML page.")},
                            parameters=parameters)
+    redirect = ("`q` was a task id: to that task's page; or, with tokens on and no session, "
+                "to `/login`." if operation_id == "consoleTasks"
+                else "With tokens on and no session: to `/login`.")
     operation["responses"].update({
-        "302": {"description": "`q` was a task id: to that task's page."},
-        "400": _html("A bad query parameter or `X-Trace-Id`."),
-        "401": _html("Missing or unknown bearer token."),
+        "302": {"description": redirect},
+        "400": _html("A bad query parameter, `X-Trace-Id` or `Host`."),
+        "401": _unauthorized(_html("An unknown bearer token.")),
         "404": _html("No such task, trace or artifact."),
         "503": _html("The database or object store cannot be reached."),
     })
-    if operation_id != "consoleTasks":
-        del operation["responses"]["302"]
+    return operation
+
+
+def _login_form() -> dict[str, Any]:
+    operation = _operation("loginForm", "console", "The console's sign-in page.",
+                           {"200": _html("A form taking a token."),
+                            "302": {"description": "No token is configured: to the console."}},
+                           parameters=[_query("next", TEXT, "A path on this site to go to after.")],
+                           secured=False)
+    del operation["responses"]["503"]
+    return operation
+
+
+def _login() -> dict[str, Any]:
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _object(
+        {"token": TEXT, "next": TEXT}, required=["token"], closed=False,
+        description="Other fields a browser may add are ignored.")}}}
+    signed_in = {"description": "Signed in (or no token is configured): to `next`, with the "
+                                "session cookie (`HttpOnly; SameSite=Strict`, `Secure` over TLS).",
+                 "headers": {"Set-Cookie": {"schema": TEXT}, "Location": {"schema": TEXT}}}
+    operation = _operation("login", "console", "Exchange a token for a console session.",
+                           {"303": signed_in}, body=form, secured=False,
+                           errors={"403": "A cross-origin sign-in was refused."})
+    operation["responses"]["401"] = _unauthorized(_html("Not a known token: the form again."))
+    del operation["responses"]["503"]
+    return operation
+
+
+def _logout() -> dict[str, Any]:
+    operation = _operation("logout", "console", "End the console session (clear its cookie).",
+                           {"303": {"description": "Signed out: to `/login`.",
+                                    "headers": {"Set-Cookie": {"schema": TEXT}}}},
+                           secured=False, errors={"403": "A cross-origin sign-out was refused."})
+    del operation["responses"]["503"]
     return operation
 
 
@@ -363,7 +415,8 @@ def _schemas() -> dict[str, Schema]:
         "BatchEnqueued": _object({"trace_id": UUID, "tasks": {"type": "array", "items": _ref("Enqueued")}}),
         "Health": _object({"ok": {"type": "boolean"},
                            "checks": {"type": "object", "additionalProperties": TEXT,
-                                      "description": "`ok`, or what is wrong, per dependency."},
+                                      "description": "`ok` or `unreachable`, per dependency (why "
+                                                     "is in the log, not here)."},
                            "broker": {"enum": ["postgres", "rabbitmq"]}},
                           required=["ok", "checks"]),
         "Task": _task(),

@@ -197,9 +197,11 @@ class Topology:
 
     def close(self) -> None:
         """Kill every process left on the hosts, remove the namespaces, veths and bridge."""
+        veths = [host.link for host in self.hosts.values()]
         for host in self.hosts.values():
             _remove_namespace(host.netns)
         _ip("link", "del", self.bridge, check=False)
+        _wait_gone(veths)
         self.hosts.clear()
         self.cuts.clear()
         if self.lock_fd is not None:
@@ -238,6 +240,16 @@ def _kill_all(pids: list[int]) -> None:
         with contextlib.suppress(psutil.Error):
             process.kill()
     psutil.wait_procs(alive, timeout=KILL_GRACE_S)
+
+
+def _wait_gone(links: list[str], timeout_s: float = 10.0) -> None:
+    """The kernel dismantles a deleted namespace (and the veth ends in it) a moment later, on
+    its own: wait for that, so that what ``close`` returns to is clean."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(Path("/sys/class/net", link).exists() for link in links):
+            return
+        time.sleep(0.05)
 
 
 def _remove_namespace(netns: str) -> None:

@@ -14,6 +14,7 @@ from errors import StorageError
 from logging_setup import log_event
 from models import artifacts as rows
 from models.state_machine import Attempt
+from private_files import write_private
 from runtime import Runtime
 from services.write_policy import within_lease
 from states import Event
@@ -64,8 +65,7 @@ def store_or_spool(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data:
     except StorageError as exc:
         key = object_key(attempt.trace_id, attempt.task_id, attempt.id, name)
         path = spool_dir(rt) / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_private(path, data)
         row = _blob_row(attempt, kind=kind, name=name, uri=f"s3://{rt.settings.s3_bucket}/{key}",
                         data=data, content_type=content_type)
         artifact_id = within_lease(

@@ -4,6 +4,7 @@ content, the system's health, cancel and retry."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from errors import BadRequest, NotFound, StorageError, Unavailable
+from logging_setup import log_event
 from models import state_machine, views
 from models.artifacts import get_artifact
 from models.metrics import QueueHealth, get_queue_health
@@ -22,6 +24,8 @@ from services.diagnosis import diagnose
 from services.dispatch import dispatch
 from states import ArtifactStatus, TaskStatus
 from storage.s3 import key_from_uri
+
+logger = logging.getLogger("jct.operations")
 
 
 def parse_id(value: str, what: str) -> str:
@@ -162,12 +166,15 @@ def open_blob(rt: Runtime, artifact: dict[str, Any]) -> ArtifactContent:
 
 
 def health(rt: Runtime) -> dict[str, str]:
-    """Each dependency's state: ``ok`` or why not (today: the database)."""
+    """Each dependency's state: ``ok`` or ``unreachable`` (today: the database). Why is logged,
+    not returned: the driver's message names socket paths and hosts."""
     try:
         rt.db.ping()
         return {"db": "ok"}
     except Unavailable as exc:
-        return {"db": f"unreachable: {exc.detail}"}
+        log_event(logger, "health_check_failed", f"database unreachable: {exc.detail}",
+                  level=logging.WARNING, check="db", detail=exc.detail)
+        return {"db": "unreachable"}
 
 
 def queue_health(rt: Runtime) -> QueueHealth:

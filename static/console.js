@@ -10,6 +10,9 @@
   const toggle = document.getElementById("live-toggle");
   const stamp = document.getElementById("live-stamp");
   const flash = document.getElementById("flash");
+  /* With a console session (tokens on), writes carry the page's CSRF token; empty otherwise. */
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = csrfMeta ? csrfMeta.content : "";
   let inFlight = false;
 
   const region = () => document.querySelector("[data-live]");
@@ -43,6 +46,7 @@
     try {
       const response = await fetch(location.href, { headers: { Accept: "text/html" }, cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      if (response.redirected) throw new Error("signed out; reload to sign in");
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const fresh = page.querySelector("[data-live]");
       const current = region();
@@ -76,7 +80,9 @@
     const button = form.querySelector("button");
     if (button) button.disabled = true;
     try {
-      const response = await fetch(form.action, { method: "POST", headers: { Accept: "application/json" } });
+      const headers = { Accept: "application/json" };
+      if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+      const response = await fetch(form.action, { method: "POST", headers });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(failure(body, response));
       showFlash(describe(action, body));

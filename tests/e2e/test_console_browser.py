@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,50 +13,9 @@ import requests
 
 from harness.downstream import Downstream
 from harness.stack import Stack
-from tests.support.services import in_ci
+from tests.e2e.conftest import DEADLINE_MS
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DEADLINE_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (make browser installs Debian's chromium)"
-        if in_ci():
-            pytest.fail(f"{message}; under CI=true the browser tests must run, not skip")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that fails the test on any script error or console error (a blocked
-    resource or a Content-Security-Policy violation shows up there)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(DEADLINE_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(f"{message.text} at {message.location}")
-            if message.type == "error" and not _favicon(message.location) else None)
-    yield page
-    context.close()
-    assert errors == [], f"errors in the console: {errors}"
-
-
-def _favicon(location: dict[str, Any]) -> bool:
-    """Chromium asks for /favicon.ico on a raw artifact (no HTML there to name the icon)."""
-    return str(location.get("url", "")).endswith("/favicon.ico")
 
 
 def _enqueue(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from harness.downstream import Downstream
 from harness.stack import Stack
+from tests.e2e.conftest import OPERATE_TOKEN
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 IGNORED_ENDPOINTS = {"static"}  # Flask's stylesheet/script files for the console, not API
@@ -171,6 +172,34 @@ def test_real_responses_validate_against_the_document(contract: Contract, postgr
     check(stack.get(f"/ui/traces/{trace_id}"), "/ui/traces/{trace_id}", "GET")
     check(stack.get(f"/ui/artifacts/{artifact_id}"), "/ui/artifacts/{artifact_id}", "GET")
 
+    # no token configured: nothing to sign in to
+    check(stack.get("/login", allow_redirects=False), "/login", "GET")
+    check(stack.post("/login", data={"token": "x"}, allow_redirects=False), "/login", "POST")
+    check(stack.post("/logout", allow_redirects=False), "/logout", "POST")
+
     stack.wait_status(sleeper, ("cancelled",))
     exercised = {(path, method) for path, method, _status in contract.seen}
     assert _documented(contract.document) - exercised == set(), "documented but never exercised"
+
+
+def test_token_host_and_session_answers_validate(contract: Contract, tokens_stack: Stack) -> None:
+    """With tokens on: the sign-in page and its answers, the 401 with its challenge, the console's
+    redirect to /login, and a Host this API does not answer to."""
+    stack, check = tokens_stack, contract.check
+    check(stack.get("/login"), "/login", "GET")
+    refused = stack.post("/login", data={"token": "wrong"}, allow_redirects=False)
+    check(refused, "/login", "POST")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Bearer realm="jct"'
+    signed_in = stack.post("/login", data={"token": OPERATE_TOKEN}, allow_redirects=False)
+    check(signed_in, "/login", "POST")
+    assert signed_in.status_code == 303 and "jct_session=" in signed_in.headers["Set-Cookie"]
+    check(stack.post("/logout", allow_redirects=False), "/logout", "POST")
+    unauthorized = stack.get("/tasks")
+    check(unauthorized, "/tasks", "GET")
+    assert unauthorized.status_code == 401 and "WWW-Authenticate" in unauthorized.headers
+    check(stack.get("/", allow_redirects=False), "/", "GET")
+    check(stack.get(f"/ui/tasks/{uuid.uuid4()}", allow_redirects=False), "/ui/tasks/{task_id}", "GET")
+    foreign = stack.get("/tasks", headers={"Host": "rebound.evil.example",
+                                           "Authorization": f"Bearer {OPERATE_TOKEN}"})
+    check(foreign, "/tasks", "GET")
+    assert foreign.json()["error"] == "invalid_host"
