@@ -163,3 +163,10 @@ class AttemptInterrupted(JctError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class BenchError(JctError):
+    """A benchmark figure could not be taken: a system did not start, answered with an error,
+    or did not finish its tasks in time. Raised by ``bench/`` only."""
+
+    code = "bench_failed"
