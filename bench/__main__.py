@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.plan import FULL, QUICK
 from bench.rabbitmq import DEFAULT_URL
-from bench.report import ratios, summary, table, targets, write_json
+from bench.report import cpu_ratios, ratios, summary, table, targets, write_json
 from bench.runner import SYSTEMS, run
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -40,12 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     found = ratios(results["systems"])
     checks = targets(results["systems"], found)
     results["ratios"] = found
+    results["cpu_ratios"] = cpu_ratios(results["systems"])
     results["targets"] = checks
     results["worker_rss_growth"] = results["systems"].get("jct_postgres", {}).get("worker_rss_growth")
     write_json(args.out, results)
     print(table(results["systems"], results["errors"]))
     print()
-    print(summary(found, checks))
+    print(summary({**found, **results["cpu_ratios"]}, checks))
     print(f"\nload before {results['load_before']}, after {results['load_after']}; "
           f"{results['duration_s']}s; written to {args.out}")
     return 1 if results["errors"] else 0

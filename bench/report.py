@@ -56,6 +56,26 @@ def ratios(systems: dict[str, Any]) -> dict[str, float | None]:
     return found
 
 
+def cpu_total(systems: dict[str, Any], name: str) -> float | None:
+    """CPU ms per task over the burn-down, summed over the system's own processes and servers
+    (client and supervisor left out): far less sensitive to the machine's load than a rate."""
+    cpu = systems.get(name, {}).get("e2e", {}).get("cpu_ms_per_task")
+    if not cpu:
+        return None
+    return round(sum(v for k, v in cpu.items() if k in dict(CPU_NAMES)), 3)
+
+
+def cpu_ratios(systems: dict[str, Any]) -> dict[str, float | None]:
+    """JCT's CPU per task over each peer's (and the ceiling's): how many times more CPU a task
+    costs, the load-robust companion of the end-to-end ratios."""
+    found: dict[str, float | None] = {}
+    for suffix, jct in (("", "jct_postgres"), ("_rabbitmq", "jct_rabbitmq")):
+        for peer in PEERS:
+            found[f"jct_cpu_per_task_vs_{peer}{suffix}"] = _ratio(cpu_total(systems, jct),
+                                                                 cpu_total(systems, peer))
+    return found
+
+
 def targets(systems: dict[str, Any], found: dict[str, float | None]) -> dict[str, Any]:
     """Each target of issue 11 with the value of this run and whether it is met."""
     checks: dict[str, Any] = {}
@@ -83,7 +103,7 @@ def _number(value: float | None, digits: int = 0) -> str:
 def _latency(systems: dict[str, Any], name: str, key: str) -> str:
     p50 = figure(systems, name, key, "p50_ms")
     p99 = figure(systems, name, key, "p99_ms")
-    return "—" if p50 is None else f"{p50:.1f} / {_number(p99, 1)}"
+    return "—" if p50 is None else f"{_number(p50, 1)} / {_number(p99, 1)}"
 
 
 def _cpu(systems: dict[str, Any], name: str) -> str:
@@ -94,14 +114,21 @@ def _cpu(systems: dict[str, Any], name: str) -> str:
     return " + ".join(parts) or "—"
 
 
+def _load(systems: dict[str, Any], name: str) -> str:
+    """The machine's 1-minute load average when the system's run began → ended."""
+    before = figure(systems, name, "load_before", "load_1m")
+    after = figure(systems, name, "load_after", "load_1m")
+    return "—" if before is None or after is None else f"{before:.1f} → {after:.1f}"
+
+
 def table(systems: dict[str, Any], errors: dict[str, str]) -> str:
     """One Markdown table: a row per system, in ``LABELS`` order."""
     lines = ["| system | single enqueue/s, 1 client | 16 clients | batch enqueue/s (per task) |"
-             " end to end/s | start p50 / p99 ms, idle | under load | CPU ms per task |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             " end to end/s | start p50 / p99 ms, idle | under load | CPU ms per task | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, label in LABELS.items():
         if name in errors:
-            lines.append(f"| {label} | failed: {errors[name][:80]} | | | | | | |")
+            lines.append(f"| {label} | failed: {errors[name][:80]} | | | | | | | |")
             continue
         if name not in systems:
             continue
@@ -111,14 +138,14 @@ def table(systems: dict[str, Any], errors: dict[str, str]) -> str:
             _number(figure(systems, name, "enqueue_batch", "per_s")),
             _number(figure(systems, name, "e2e", "per_s")),
             _latency(systems, name, "latency_idle"), _latency(systems, name, "latency_load"),
-            _cpu(systems, name)]) + " |")
+            _cpu(systems, name), _load(systems, name)]) + " |")
     return "\n".join(lines)
 
 
 def summary(found: dict[str, float | None], checks: dict[str, Any]) -> str:
-    lines = [f"{name:<40} {_number(value, 3)}" for name, value in found.items()]
+    lines = [f"{name:<44} {_number(value, 3)}" for name, value in found.items()]
     lines.append("")
-    lines.extend(f"target {name:<33} {check['target']:<8} value {_number(check['value'], 3):<8}"
+    lines.extend(f"target {name:<37} {check['target']:<8} value {_number(check['value'], 3):<8}"
                  f" {'met' if check['met'] else 'not met'}" for name, check in checks.items())
     return "\n".join(lines)
 
