@@ -79,7 +79,8 @@ def run(plan: Plan, systems: list[str], rabbitmq_url: str, *, keep: bool = False
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="jct-bench-"))
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "plan": asdict(plan), "machine": machine.machine(), "load_before": machine.load(),
         "jct_commit": machine.jct_commit(ROOT), "versions": machine.library_versions()}
     outcomes: dict[str, Any] = {}
