@@ -25,7 +25,7 @@ from bench.stats import Rate, latency_of
 from errors import BenchError
 
 READY_TIMEOUT_S = 120.0
-STALL_S = 15.0  # no start report for this long while some are missing: stop waiting, report it
+STALL_S = 60.0  # no start report for this long while some are missing: stop waiting, report it
 
 
 @dataclass
