@@ -4,9 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The bench's own venv: JCT's pinned runtime plus the peers it is compared with (bench/
+# requirements.txt). Kept apart so `make run` and `make test` never install or see the peers.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration test-e2e lint typecheck browser sandbox-tools bench clean
+.PHONY: help venv run test test-unit test-integration test-e2e lint typecheck browser sandbox-tools bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,11 +63,21 @@ test-integration: $(STAMP) sandbox-tools ## integration tests (embedded PostgreS
 test-e2e: $(STAMP) browser ## e2e tests: `jct up` as a subprocess, driven over HTTP and in Chromium
 	$(BIN)/pytest tests/e2e
 
-bench: $(STAMP) ## benchmarks (ratios against a baseline measured in the same run)
-	$(BIN)/python -m bench
+$(BENCH_STAMP): requirements.txt bench/requirements.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements.txt -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(BENCH_STAMP)
 
-clean: ## remove .venv and .jct
-	rm -rf $(VENV) .jct .pytest_cache .mypy_cache .ruff_cache
+bench: $(BENCH_STAMP) ## JCT vs celery, procrastinate, dramatiq and two ceilings in one run (~20 min); BENCH_ARGS=...
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP) ## the same run in smoke form (about 2 minutes)
+	$(BENCH_VENV)/bin/python -m bench --quick $(BENCH_ARGS)
+
+clean: ## remove .venv, .venv-bench and .jct
+	rm -rf $(VENV) $(BENCH_VENV) .jct .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: drill
 drill: $(STAMP) ## long soak: 20,000 tasks with a worker killed every few seconds

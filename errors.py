@@ -242,3 +242,10 @@ class DrillSetupError(JctError):
     """A drill could not build what it runs on (a network namespace, a link, a private server)."""
 
     code = "drill_setup_failed"
+
+
+class BenchError(JctError):
+    """A benchmark figure could not be taken: a system did not start, answered with an error,
+    or did not finish its tasks in time. Raised by ``bench/`` only."""
+
+    code = "bench_failed"

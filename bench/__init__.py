@@ -1,1 +1,3 @@
-"""Benchmarks: speed and memory as ratios against a baseline measured in the same run."""
+"""``make bench``: JCT measured as a black box next to its peers, in one run, on one shared
+PostgreSQL and RabbitMQ. ``runner`` runs each system in turn (``jct``, ``peers/``,
+``ceilings/``) and ``report`` writes the table, the ratios and ``results/latest.json``."""
