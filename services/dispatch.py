@@ -90,7 +90,8 @@ def _missing_wakeups(rt: Runtime) -> int:
         else:
             waiting = rt.broker.waiting_in_rabbitmq()
     except Exception as exc:  # unknown: fall back to age alone (the backoff bounds it)
-        log_event(logger, "broker_count_failed", f"cannot count waiting messages: {exc}",
+        log_event(logger, "broker_count_failed",
+                  f"cannot count waiting messages: {type(exc).__name__}: {exc}",
                   level=logging.WARNING)
         return due
     return max(0, due - waiting)

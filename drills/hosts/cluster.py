@@ -193,7 +193,7 @@ class Cluster:
         worker = self._start(self.topology[name], [JCT, "worker"])
         self.workers[name] = worker
         wait_until(lambda: _ready(worker), timeout=120, interval=0.2,
-                   what=f"dramatiq on {name} to boot {PROCESSES_PER_WORKER_HOST} processes")
+                   what=f"the worker pool on {name} to boot {PROCESSES_PER_WORKER_HOST} processes")
         return worker
 
     def close(self) -> None:
@@ -222,8 +222,7 @@ def _ready(worker: JctProcess) -> bool:
     if not worker.alive():
         raise DrillSetupError(f"jct worker on {worker.host.name} exited with "
                               f"{worker.process.returncode}; see {worker.home / 'process.out'}")
-    ready = [line for line in worker.log_lines()
-             if line.get("message") == "Worker process is ready for action."]
+    ready = [line for line in worker.log_lines() if line.get("event") == "worker_ready"]
     return len(ready) >= PROCESSES_PER_WORKER_HOST
 
 

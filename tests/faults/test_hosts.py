@@ -3,8 +3,9 @@
 
 The drill runs once, as a real process, for the whole module; each test asserts one outcome
 from its JSON results. Needs root and ``ip netns``: skipped with the reason elsewhere, but under
-``CI=true`` it must run. Outcomes JCT does not reach today are marked ``xfail(strict=True)``
-with the evidence, so the test turns red the day they are fixed and the mark must go.
+``CI=true`` it must run. The drill found two bugs, kept as strict xfails until they were fixed:
+workers frozen without a word by a silent database, and ``/healthz`` hanging instead of
+answering 503 (both: no TCP keepalive or timeout on the database connections).
 """
 
 from __future__ import annotations
@@ -95,11 +96,6 @@ def test_workers_cut_off_from_the_database_stop_claiming_and_resume_by_themselve
     assert not [p for p in result["problems"] if "processes changed" in p], result["problems"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "JCT bug: a silent database (packets dropped, no reset) blocks every worker thread on its "
-    "pooled connection, which has no TCP keepalive, no tcp_user_timeout and no statement "
-    "timeout (models/db.py sets only connect_timeout=5); nothing is logged during the cut, and "
-    "the threads resume only when TCP retransmits after it (about 12 s after a 15 s cut)"))
 def test_workers_cut_off_from_the_database_say_why_in_their_logs(drill: Results) -> None:
     reasons = drill["database host cut off"]["facts"]["reasons"]
     assert all(reasons[host]["why"] for host in WORKER_HOSTS), reasons
@@ -129,10 +125,6 @@ def test_the_api_cut_off_from_the_database_never_answers_500(drill: Results) -> 
     assert result["recover_s"] is not None, result["problems"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "JCT bug: /healthz reuses a pooled connection that has no TCP keepalive or timeout, so with "
-    "the database silent it hangs until the cut ends (then answers 200) or until gunicorn's "
-    "60 s worker timeout kills the worker (no answer at all); it never says 503"))
 def test_the_api_cut_off_from_the_database_answers_healthz_503_within_its_timeout(
         drill: Results) -> None:
     facts = drill["API host cut from the database"]["facts"]

@@ -53,6 +53,9 @@ class TreeWatch:
 
     def __init__(self, marker: str) -> None:
         self.marker = marker
+        # Processes this test process had already (the session's other fixtures: a whole
+        # `jct up` for the e2e tier) are not the sandbox's.
+        self.before = {proc.pid for proc in psutil.Process().children(recursive=True)}
         self.ready = False
         self.procs: list[psutil.Process] = []
         self.names: set[str] = set()
@@ -62,7 +65,8 @@ class TreeWatch:
             deadline = time.monotonic() + 30
             while not processes_with(self.marker) and time.monotonic() < deadline:
                 time.sleep(0.01)  # the background python may not have exec'd yet
-            self.procs = psutil.Process().children(recursive=True)
+            self.procs = [proc for proc in psutil.Process().children(recursive=True)
+                          if proc.pid not in self.before]
             for proc in self.procs:
                 with contextlib.suppress(psutil.Error):
                     self.names.add(proc.name())
