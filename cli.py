@@ -53,6 +53,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     return up(settings)
 
 
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    """The API alone, for a host given only URLs (JCT_DATABASE_URL, JCT_BROKER_URL, JCT_S3_*)."""
+    from supervisor import api_command
+
+    if settings.database_url is None:
+        raise JctError("jct api needs JCT_DATABASE_URL (a host of its own has no embedded database)")
+    command = api_command()
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from supervisor import worker_command
 
@@ -191,7 +202,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jct", description="JCT — DevOps Control Tower")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole system in the foreground").set_defaults(func=cmd_up)
-    worker = sub.add_parser("worker", help="run dramatiq workers")
+    sub.add_parser("api", help="run the API (gunicorn) alone, on the configured services"
+                   ).set_defaults(func=cmd_api)
+    worker = sub.add_parser("worker", help="run the worker pool alone, on the configured services")
     worker.add_argument("--processes", type=int)
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
@@ -223,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     restrict_umask()  # what a command creates under JCT_HOME (the log file) is owner-only
     args = parser().parse_args(argv)
     try:
-        if args.command not in ("up", "worker"):
+        if args.command not in ("up", "worker", "api"):
             _adopt_running_system()
         settings = load_settings()
         return int(args.func(args, settings))

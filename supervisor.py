@@ -69,10 +69,8 @@ class Supervisor:
         return settings
 
     def start_children(self, settings: Settings) -> None:
-        python = sys.executable
         self.commands = {
-            "api": [python, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"),
-                    "--chdir", str(ROOT)],
+            "api": api_command(),
             "worker": worker_command(settings),
         }
         for name in self.commands:
@@ -169,6 +167,13 @@ class Supervisor:
             self._s3.stop()  # type: ignore[attr-defined]
         run_file(self.settings).unlink(missing_ok=True)
         log_event(logger, "supervisor_stopped", "all children stopped")
+
+
+def api_command() -> list[str]:
+    """The command line of the API (gunicorn over ``app:create_app()``; also what ``jct api``
+    runs). Its settings come from the environment, as every process's do."""
+    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_conf.py"), "--chdir",
+            str(ROOT)]
 
 
 def worker_command(settings: Settings) -> list[str]:

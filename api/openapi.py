@@ -470,6 +470,8 @@ def _job() -> Schema:
     return _object({
         "id": UUID, "task_id": UUID, "trace_id": UUID, "attempt": INT,
         "status": {"enum": ["running", "done", "failed", "lost", "cancelled"]}, "worker": TEXT,
+        "worker_host": _nullable(TEXT), "worker_pid": _nullable(INT),
+        "worker_boot_id": _nullable(TEXT),
         "lease_expires_at": _nullable(TIME), "heartbeat_at": _nullable(TIME), "error": _nullable(TEXT),
         "created_at": TIME, "updated_at": TIME, "started_at": TIME, "finished_at": _nullable(TIME),
         "duration_ms": _nullable(INT),

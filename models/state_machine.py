@@ -245,6 +245,13 @@ def give_back_attempt(db: Database, attempt: Attempt, reason: Event) -> None:
                      attempt=attempt.number)
 
 
+def record_fenced(db: Database, attempt: Attempt, worker: str, what: str) -> None:
+    """A late finish (or give-back) was refused: the attempt had been taken from this worker.
+    Recorded on the task's timeline, so the refusal is part of its story."""
+    record_event(db, attempt.task_id, attempt.trace_id, Event.ATTEMPT_FENCED, job_id=attempt.id,
+                 attempt=attempt.number, worker=worker, refused=what)
+
+
 # ── the rescuer ────────────────────────────────────────────────────────────────────────────
 
 _HELD = """

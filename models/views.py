@@ -22,8 +22,9 @@ TASK_COLUMNS = ("id, trace_id, name, status, spec, priority, attempts, max_attem
                 " updated_at, started_at, finished_at")
 SUMMARY_COLUMNS = ("id, trace_id, name, status, attempts, max_attempts, error, labels, created_at,"
                    " updated_at, started_at, finished_at")
-ATTEMPT_COLUMNS = ("id, task_id, trace_id, attempt, status, worker, lease_expires_at, heartbeat_at,"
-                   " error, created_at, updated_at, started_at, finished_at")
+ATTEMPT_COLUMNS = ("id, task_id, trace_id, attempt, status, worker, worker_host, worker_pid,"
+                   " worker_boot_id, lease_expires_at, heartbeat_at, error, created_at, updated_at,"
+                   " started_at, finished_at")
 INVOCATION_COLUMNS = ("id, task_id, job_id, trace_id, step, action_name, inputs_hash, status,"
                       " started_at, completed_at, result_artifact_id, downstream_status, error")
 

@@ -20,7 +20,7 @@ from runtime import Runtime
 from services.action_runner import ActionRunner, AttemptResult
 from services.artifacts import store_attempt_log
 from services.dispatch import dispatch
-from services.write_policy import within_lease
+from services.write_policy import best_effort, within_lease
 from states import Event, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult) -> TaskStatus 
             rt.db, attempt, error=result.error, retryable=result.retryable, retry_delay_s=delay,
             cancelled=result.cancelled), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        log_event(logger, str(Event.ATTEMPT_FENCED), f"finish refused: {exc}", level=logging.WARNING)
+        _fenced(rt, attempt, "finish", f"finish refused: {exc}")
         return None
     if end.task_status is TaskStatus.QUEUED:
         log_event(logger, str(Event.RETRY_SCHEDULED),
@@ -115,20 +115,26 @@ def _give_back(rt: Runtime, attempt: Attempt, reason: str) -> TaskStatus | None:
     """Interrupted by shutdown: requeue for another worker. A lost lease: the rescuer already
     decided, so there is nothing of ours to write."""
     if reason == "lease_lost":
-        log_event(logger, str(Event.ATTEMPT_FENCED),
-                  "lease lost while running; the rescuer owns the task", level=logging.WARNING)
+        _fenced(rt, attempt, "lease", "lease lost while running; the rescuer owns the task")
         return None
     try:
         within_lease("give back attempt", lambda: state_machine.give_back_attempt(
             rt.db, attempt, Event(reason)), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        log_event(logger, str(Event.ATTEMPT_FENCED), f"give-back refused: {exc}",
-                  level=logging.WARNING)
+        _fenced(rt, attempt, "give-back", f"give-back refused: {exc}")
         return None
     log_event(logger, reason, f"attempt {attempt.number} interrupted by {reason}; task requeued",
               level=logging.WARNING)
     dispatch(rt, attempt.task_id, attempt.trace_id)
     return TaskStatus.QUEUED
+
+
+def _fenced(rt: Runtime, attempt: Attempt, what: str, message: str) -> None:
+    """The attempt is no longer ours: say so in the log and on the task's timeline."""
+    log_event(logger, str(Event.ATTEMPT_FENCED), message, level=logging.WARNING)
+    best_effort(f"record {what} fenced", lambda: state_machine.record_fenced(
+        rt.db, attempt, rt.worker_name, what), event="event_unrecorded",
+        consequence="the log line above is the record")
 
 
 def _stop_probe(rt: Runtime, task_id: str, heartbeat: _Heartbeat,

@@ -180,9 +180,7 @@ class Cluster:
 
     def start_api(self) -> JctProcess:
         host = self.topology["api"]
-        self.api = self._start(host, [sys.executable, "-m", "gunicorn", "-c",
-                                      str(ROOT / "gunicorn_conf.py"), "--chdir", str(ROOT)],
-                               JCT_HOST=host.address, JCT_PORT=str(API_PORT))
+        self.api = self._start(host, [JCT, "api"], JCT_HOST=host.address, JCT_PORT=str(API_PORT))
         api = self.api
         wait_until(lambda: _healthy(api, self.api_url), timeout=90, interval=0.2,
                    what="the API host to answer /healthz")

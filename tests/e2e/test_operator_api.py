@@ -166,3 +166,16 @@ def test_the_cli_tells_the_same_story_from_the_database_and_from_the_log(postgre
     assert shown.returncode == 0 and body["trace_id"] in shown.stdout and "done" in shown.stdout
     missing = _jct(postgres_stack, "task", str(uuid.uuid4()))
     assert missing.returncode != 0 and missing.stderr.startswith("jct: no task")
+
+
+def test_each_attempt_names_the_worker_that_held_it(postgres_stack: Stack) -> None:
+    """Host, pid and the machine's boot id of the worker process that ran the attempt: in the
+    API, and on the console's task page."""
+    created = _enqueue(postgres_stack, {"steps": [{"action": "echo", "params": {"message": "who"}}]})
+    task = postgres_stack.wait_status(created["task_id"])
+    (job,) = task["jobs"]
+    host, pid = job["worker"].rsplit(":", 1)
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert (job["worker_host"], job["worker_pid"], job["worker_boot_id"]) == (host, int(pid), boot_id)
+    page = postgres_stack.get(f"/ui/tasks/{created['task_id']}").text
+    assert f'<td class="attempt-host">{host}</td>' in page and boot_id[:8] in page

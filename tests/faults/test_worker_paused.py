@@ -44,6 +44,7 @@ def test_a_paused_worker_that_resumes_after_the_rescue_cannot_overwrite_the_task
     final = stack.get(f"/tasks/{task_id}").json()
     assert final["status"] == "done" and final["attempts"] == 2
     assert events_of(final).count("task_done") == 1
+    assert "attempt_fenced" in events_of(final), "the refusal is on the task's timeline too"
     # It resumed as a healthy worker: it takes new work again.
     wait_until(lambda: _run_one(stack) == paused.pid, timeout=30, interval=0,
                what=f"a task run by the resumed worker {paused.pid}")
