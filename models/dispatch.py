@@ -3,6 +3,10 @@ one (never sent, the send failed, or sent long ago and never claimed)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
 from models.db import Database
 from models.events import record_event, record_events
 from states import Event
@@ -85,6 +89,27 @@ SELECT count(*) FROM dramatiq.queue
  WHERE queue_name IN (%(queue)s, %(queue)s || '.DQ') AND state = 'queued'
    AND available_at <= now()
 """
+
+
+# The PostgreSQL broker's own enqueue statement (dramatiq-postgres), for many messages at once:
+# written in the caller's transaction, the NOTIFY wakes its consumers at the commit.
+_PUT_IN_PG_BROKER = """
+WITH enqueued AS (
+    INSERT INTO dramatiq.queue (queue_name, message_id, "state", message, available_at)
+    SELECT %(queue)s, m.message_id, 'queued', m.message, now()
+      FROM unnest(%(ids)s::uuid[], %(messages)s::jsonb[]) AS m(message_id, message)
+    ON CONFLICT (message_id) DO UPDATE SET "state" = 'queued', message = EXCLUDED.message,
+           queue_name = EXCLUDED.queue_name, available_at = EXCLUDED.available_at,
+           worker_id = NULL, consumed_at = NULL, mtime = now()
+    RETURNING queue_name)
+SELECT pg_notify('dramatiq.' || %(queue)s || '.enqueue', '') WHERE EXISTS (SELECT FROM enqueued)
+"""
+
+
+def put_in_pg_broker(db: Database, queue: str, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Wake-up messages into the PostgreSQL broker's queue, in the caller's transaction."""
+    db.execute(_PUT_IN_PG_BROKER, {"queue": queue, "ids": [m[0] for m in messages],
+                                   "messages": [Jsonb(m[1]) for m in messages]})
 
 
 def waiting_in_pg_broker(db: Database, queue: str) -> int:

@@ -1,39 +1,91 @@
 """Action invocation rows: one per step an attempt runs, with what went in (``inputs_hash``)
-and what came out (status, downstream status, result artifact)."""
+and what came out (status, downstream status, result artifact).
+
+A step that ends quickly is written once, with the attempt's end (``models.state_machine``:
+``finish_attempt`` takes the attempt's ``Invocation`` records); a step still running after a
+moment gets its ``running`` row at once (``write_running``), so the console shows it, and the
+end of the attempt completes that row.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from models.db import Database
 from states import InvocationStatus
 
-_START = """
+
+@dataclass
+class Invocation:
+    """One step of an attempt, as the runner records it."""
+
+    task_id: str
+    job_id: str
+    trace_id: str
+    step: int
+    action_name: str
+    inputs_hash: str
+    started_at: datetime
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: InvocationStatus = InvocationStatus.RUNNING
+    completed_at: datetime | None = None
+    error: str | None = None
+    downstream_status: int | None = None
+    result_artifact_id: str | None = None
+    written: bool = False  # its running row is in the table already
+
+
+_INSERT_RUNNING = """
 INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash,
-                                status)
+                                status, started_at)
 VALUES (%(id)s, %(task_id)s, %(job_id)s, %(trace_id)s, %(step)s, %(action_name)s, %(inputs_hash)s,
-        'running')
-"""
-
-_FINISH = """
-UPDATE action_invocations SET status = %(status)s, error = %(error)s, completed_at = now(),
-       downstream_status = %(downstream_status)s, result_artifact_id = %(result_artifact_id)s
- WHERE id = %(id)s
+        'running', %(started_at)s)
+ON CONFLICT (id) DO NOTHING
 """
 
 
-def start_invocation(db: Database, task_id: str, job_id: str, trace_id: str, *, step: int,
-                     action_name: str, inputs_hash: str) -> str:
-    invocation_id = str(uuid.uuid4())
-    db.execute(_START, {"id": invocation_id, "task_id": task_id, "job_id": job_id,
-                        "trace_id": trace_id, "step": step, "action_name": action_name,
-                        "inputs_hash": inputs_hash})
-    return invocation_id
+def write_running(db: Database, invocation: Invocation) -> None:
+    """The row of a step that is still running (it is completed with the attempt's end)."""
+    db.execute(_INSERT_RUNNING, {
+        "id": invocation.id, "task_id": invocation.task_id, "job_id": invocation.job_id,
+        "trace_id": invocation.trace_id, "step": invocation.step,
+        "action_name": invocation.action_name, "inputs_hash": invocation.inputs_hash,
+        "started_at": invocation.started_at})
 
 
-def finish_invocation(db: Database, invocation_id: str, *, error: str | None,
-                      downstream_status: int | None, result_artifact_id: str | None) -> None:
-    status = InvocationStatus.FAILED if error else InvocationStatus.OK
-    db.execute(_FINISH, {"id": invocation_id, "status": str(status), "error": error,
-                         "downstream_status": downstream_status,
-                         "result_artifact_id": result_artifact_id})
+# The attempt's steps, inserted or completed, as one part of a larger statement: ``{guard}`` is
+# a CTE that has a row only when the attempt's end is being written.
+UPSERT_CTE = """
+invocations AS (
+    INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash,
+                                    status, started_at, completed_at, result_artifact_id,
+                                    downstream_status, error)
+    SELECT i.id, %(task_id)s, %(attempt_id)s, %(trace_id)s, i.step, i.action_name, i.inputs_hash,
+           i.status, i.started_at, i.completed_at, i.result_artifact_id, i.downstream_status,
+           i.error
+      FROM unnest(%(inv_id)s::uuid[], %(inv_step)s::int[], %(inv_action)s::text[],
+                  %(inv_hash)s::text[], %(inv_status)s::text[], %(inv_started)s::timestamptz[],
+                  %(inv_completed)s::timestamptz[], %(inv_result)s::uuid[],
+                  %(inv_downstream)s::int[], %(inv_error)s::text[])
+           AS i(id, step, action_name, inputs_hash, status, started_at, completed_at,
+                result_artifact_id, downstream_status, error)
+     WHERE EXISTS (SELECT FROM {guard})
+    ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, completed_at = EXCLUDED.completed_at,
+           result_artifact_id = EXCLUDED.result_artifact_id,
+           downstream_status = EXCLUDED.downstream_status, error = EXCLUDED.error)"""
+
+
+def upsert_params(invocations: list[Invocation]) -> dict[str, Any]:
+    return {
+        "inv_id": [i.id for i in invocations], "inv_step": [i.step for i in invocations],
+        "inv_action": [i.action_name for i in invocations],
+        "inv_hash": [i.inputs_hash for i in invocations],
+        "inv_status": [str(i.status) for i in invocations],
+        "inv_started": [i.started_at for i in invocations],
+        "inv_completed": [i.completed_at for i in invocations],
+        "inv_result": [i.result_artifact_id for i in invocations],
+        "inv_downstream": [i.downstream_status for i in invocations],
+        "inv_error": [i.error for i in invocations]}

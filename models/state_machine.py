@@ -17,6 +17,7 @@ worker's finish and the rescuer alike. See docs/state-machine.md.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,9 +26,11 @@ from psycopg.types.json import Jsonb
 
 from errors import IllegalTransition, NotFound
 from holder import Holder
+from models import trail
 from models.db import Database
-from models.events import record_event
-from states import AttemptStatus, Event, TaskStatus, attempt_outcome
+from models.dispatch import put_in_pg_broker
+from models.events import record_event, record_many
+from states import Event, TaskStatus, attempt_outcome
 
 
 @dataclass(frozen=True)
@@ -80,32 +83,62 @@ class FenceLost(IllegalTransition):
 
 # ── enqueue ────────────────────────────────────────────────────────────────────────────────
 
-# dispatched_at is set as the row is created: the enqueue sends the wake-up right after the
-# commit, so a dispatcher must not take the task for one never sent meanwhile. A send that fails
-# clears it (record_dispatch_failed); an enqueue that died before sending leaves it to go stale.
+# dispatched_at is set as the rows are created: the enqueue sends the wake-ups right after the
+# commit (or, on the PostgreSQL broker, within it), so a dispatcher must not take the tasks for
+# ones never sent meanwhile. A send that fails clears it (record_dispatch_failed); an enqueue
+# that died before sending leaves it to go stale.
 _CREATE = """
 INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels,
-                   idempotency_key, request_hash, dispatched_at)
-VALUES (%(id)s, %(trace_id)s, %(name)s, %(spec)s, 'queued', %(priority)s, %(max_attempts)s,
-        %(timeout_s)s, %(labels)s, %(idempotency_key)s, %(request_hash)s, now())
+                   idempotency_key, request_hash, dispatched_at, dispatch_count)
+SELECT t.id, t.trace_id, t.name, t.spec, 'queued', t.priority, t.max_attempts, t.timeout_s,
+       t.labels, t.idempotency_key, t.request_hash, now(), %(sent)s
+  FROM unnest(%(id)s::uuid[], %(trace_id)s::uuid[], %(name)s::text[], %(spec)s::jsonb[],
+              %(priority)s::int[], %(max_attempts)s::int[], %(timeout_s)s::float8[],
+              %(labels)s::jsonb[], %(idempotency_key)s::text[], %(request_hash)s::text[])
+       WITH ORDINALITY AS t(id, trace_id, name, spec, priority, max_attempts, timeout_s, labels,
+                            idempotency_key, request_hash, n)
+ ORDER BY t.n
 """
 
 
-def create_tasks(db: Database, new_tasks: list[NewTask]) -> list[str]:
-    """Insert queued tasks and their ``task_enqueued`` events in ONE transaction."""
-    ids: list[str] = []
+@dataclass(frozen=True)
+class Outbox:
+    """Wake-up messages written in the enqueue's own transaction (the PostgreSQL broker keeps
+    its messages in this database): a committed task has its message, a rolled-back one none,
+    and no send can fail after the commit. ``messages`` gives ``(message_id, message)`` for
+    the new ``(task_id, trace_id)``; ``broker`` names it on the ``task_dispatched`` events."""
+
+    queue: str
+    messages: Callable[[list[tuple[str, str]]], list[tuple[str, dict[str, Any]]]]
+    broker: str
+
+
+def create_tasks(db: Database, new_tasks: list[NewTask], outbox: Outbox | None = None) -> list[str]:
+    """Insert queued tasks and their ``task_enqueued`` events in ONE transaction (with their
+    wake-up messages and ``task_dispatched`` events when an ``outbox`` is given)."""
+    ids = [str(uuid.uuid4()) for _ in new_tasks]
+    specs = [new.spec for new in new_tasks]
+    events = [(task_id, new.trace_id, Event.TASK_ENQUEUED,
+               {"name": spec.get("name"), "steps": [step["action"] for step in spec["steps"]]})
+              for task_id, new, spec in zip(ids, new_tasks, specs, strict=True)]
     with db.transaction():
-        for new in new_tasks:
-            task_id, spec = str(uuid.uuid4()), new.spec
-            db.execute(_CREATE, {
-                "id": task_id, "trace_id": new.trace_id, "name": spec.get("name"),
-                "spec": Jsonb(spec), "priority": spec.get("priority", 0),
-                "max_attempts": spec.get("max_attempts", 1), "timeout_s": spec.get("timeout_s"),
-                "labels": Jsonb(spec.get("labels", {})), "idempotency_key": new.idempotency_key,
-                "request_hash": new.request_hash})
-            record_event(db, task_id, new.trace_id, Event.TASK_ENQUEUED, name=spec.get("name"),
-                         steps=[step["action"] for step in spec["steps"]])
-            ids.append(task_id)
+        db.execute(_CREATE, {
+            "sent": 1 if outbox else 0, "id": ids, "trace_id": [n.trace_id for n in new_tasks],
+            "name": [s.get("name") for s in specs], "spec": [Jsonb(s) for s in specs],
+            "priority": [s.get("priority", 0) for s in specs],
+            "max_attempts": [s.get("max_attempts", 1) for s in specs],
+            "timeout_s": [s.get("timeout_s") for s in specs],
+            "labels": [Jsonb(s.get("labels", {})) for s in specs],
+            "idempotency_key": [n.idempotency_key for n in new_tasks],
+            "request_hash": [n.request_hash for n in new_tasks]})
+        if outbox is not None:
+            messages = outbox.messages([(task_id, new.trace_id)
+                                        for task_id, new in zip(ids, new_tasks, strict=True)])
+            put_in_pg_broker(db, outbox.queue, messages)
+            events += [(task_id, new.trace_id, Event.TASK_DISPATCHED,
+                        {"broker": outbox.broker, "message_id": message_id})
+                       for task_id, new, (message_id, _) in zip(ids, new_tasks, messages, strict=True)]
+        record_many(db, events)
     return ids
 
 
@@ -122,19 +155,30 @@ UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %
               LIMIT 1 FOR NO KEY UPDATE {wait})
 RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
 """
+# The claim, the attempt row and its event in ONE statement (one round trip, its own commit):
+# the attempt row and the event are written only if a task was claimed.
+_CLAIM_AND_START = """
+WITH claimed AS ({claim}),
+started AS (
+    INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, worker_host, worker_pid,
+                      worker_boot_id, worker_started_at, lease_expires_at, heartbeat_at)
+    SELECT %(attempt_id)s, id, trace_id, attempts, 'running', %(worker)s, %(host)s, %(pid)s,
+           %(boot_id)s, %(started_at)s, now() + make_interval(secs => %(lease_s)s), now()
+      FROM claimed),
+event AS (
+    INSERT INTO task_events (task_id, trace_id, event, attrs)
+    SELECT id, trace_id, 'task_claimed',
+           jsonb_build_object('job_id', %(attempt_id)s::text, 'attempt', attempts,
+                              'worker', %(worker)s::text)
+      FROM claimed)
+SELECT id, trace_id, attempts, max_attempts, spec, timeout_s FROM claimed
+"""
 # Claiming the next task skips rows other workers hold. Claiming a named task (a delivered
 # message) waits for short-lived locks instead (the API marking it dispatched, an operator's
 # cancel): skipping would ack the message and leave the task to the dispatcher. After the wait
 # PostgreSQL re-checks the WHERE clause, so a duplicate delivery still finds nothing.
-_CLAIM_NEXT = _CLAIM.format(wait="SKIP LOCKED")
-_CLAIM_NAMED = _CLAIM.format(wait="")
-
-_START_ATTEMPT = """
-INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, worker_host, worker_pid,
-                  worker_boot_id, worker_started_at, lease_expires_at, heartbeat_at)
-VALUES (%(id)s, %(task_id)s, %(trace_id)s, %(number)s, 'running', %(worker)s, %(host)s, %(pid)s,
-        %(boot_id)s, %(started_at)s, now() + make_interval(secs => %(lease_s)s), now())
-"""
+_CLAIM_NEXT = _CLAIM_AND_START.format(claim=_CLAIM.format(wait="SKIP LOCKED"))
+_CLAIM_NAMED = _CLAIM_AND_START.format(claim=_CLAIM.format(wait=""))
 
 
 def claim_task(db: Database, worker: str | Holder, lease_s: float,
@@ -146,27 +190,22 @@ def claim_task(db: Database, worker: str | Holder, lease_s: float,
     next) every due task is held by another worker.
     """
     holder = worker if isinstance(worker, Holder) else None
-    attempt_id = str(uuid.uuid4())
-    with db.transaction():
-        if task_id is not None:
+    params = {"attempt_id": str(uuid.uuid4()), "task_id": task_id, "lease_s": lease_s,
+              "worker": holder.name if holder else str(worker),
+              "host": holder.host if holder else None, "pid": holder.pid if holder else None,
+              "boot_id": holder.boot_id if holder else None,
+              "started_at": holder.started_at if holder else None}
+    if task_id is None:
+        row = db.one(_CLAIM_NEXT, params)
+    else:
+        with db.transaction():  # a transaction of its own, for its lock timeout
             db.execute("SET LOCAL lock_timeout = '10s'")
-        row = db.one(_CLAIM_NAMED if task_id else _CLAIM_NEXT,
-                     {"attempt_id": attempt_id, "task_id": task_id})
-        if row is None:
-            return None
-        claimed_id, trace_id, number, max_attempts, spec, timeout_s = row
-        attempt = Attempt(id=attempt_id, task_id=str(claimed_id), trace_id=str(trace_id),
-                          number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s)
-        name = holder.name if holder else str(worker)
-        db.execute(_START_ATTEMPT, {
-            "id": attempt.id, "task_id": attempt.task_id, "trace_id": attempt.trace_id,
-            "number": number, "worker": name, "lease_s": lease_s,
-            "host": holder.host if holder else None, "pid": holder.pid if holder else None,
-            "boot_id": holder.boot_id if holder else None,
-            "started_at": holder.started_at if holder else None})
-        record_event(db, attempt.task_id, attempt.trace_id, Event.TASK_CLAIMED, job_id=attempt.id,
-                     attempt=number, worker=name)
-    return attempt
+            row = db.one(_CLAIM_NAMED, params)
+    if row is None:
+        return None
+    claimed_id, trace_id, number, max_attempts, spec, timeout_s = row
+    return Attempt(id=str(params["attempt_id"]), task_id=str(claimed_id), trace_id=str(trace_id),
+                   number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s)
 
 
 # ── an attempt ends ────────────────────────────────────────────────────────────────────────
@@ -176,80 +215,121 @@ UPDATE jobs SET status = %(status)s, error = %(error)s, finished_at = now(), upd
  WHERE id = %(attempt_id)s AND status = 'running'
 """
 
-_SETTLE_TASK = """
-UPDATE tasks SET status = %(status)s, error = %(error)s, updated_at = now(), current_job_id = NULL,
-       finished_at = CASE WHEN %(terminal)s THEN now() END,
-       run_after = CASE WHEN %(requeue)s THEN now() + make_interval(secs => %(delay_s)s)
-                        ELSE run_after END,
-       dispatched_at = CASE WHEN %(requeue)s THEN now() ELSE dispatched_at END
- WHERE id = %(task_id)s AND status = 'running' AND current_job_id = %(attempt_id)s
-RETURNING run_after
+# The attempt's end, its trail and the task's new state in ONE statement. Fenced: ``held`` has a
+# row only while this attempt still holds the task (and the operator's cancel flag is as the
+# outcome assumed); without it nothing is written. The last row says what it found.
+_FINISH = """
+WITH held AS (
+    SELECT id FROM tasks
+     WHERE id = %(task_id)s AND status = 'running' AND current_job_id = %(attempt_id)s
+       AND cancel_requested = %(flag)s
+       FOR NO KEY UPDATE),
+ended AS (
+    UPDATE jobs SET status = %(attempt_status)s, error = %(error)s, finished_at = now(),
+           updated_at = now()
+     WHERE id = %(attempt_id)s AND status = 'running' AND EXISTS (SELECT FROM held)
+    RETURNING id),
+settled AS (
+    UPDATE tasks SET status = %(status)s, error = %(error)s, updated_at = now(),
+           current_job_id = NULL, finished_at = CASE WHEN %(terminal)s THEN now() END,
+           run_after = CASE WHEN %(requeue)s THEN now() + make_interval(secs => %(delay_s)s)
+                            ELSE run_after END,
+           dispatched_at = CASE WHEN %(requeue)s THEN now() ELSE dispatched_at END
+     WHERE id = %(task_id)s AND EXISTS (SELECT FROM ended)
+    RETURNING run_after),
+{trail}
+SELECT (SELECT run_after FROM settled), EXISTS (SELECT FROM settled),
+       (SELECT cancel_requested FROM tasks WHERE id = %(task_id)s),
+       EXISTS (SELECT FROM jobs WHERE id = %(attempt_id)s AND status = 'running')
 """
+_FINISH = _FINISH.format(trail=trail.ctes("settled"))
 
 
 def finish_attempt(db: Database, attempt: Attempt, *, error: str | None, retryable: bool,
-                   retry_delay_s: float, cancelled: bool = False) -> AttemptEnd:
-    """End the attempt: ``done``, ``failed``, ``cancelled`` or back to ``queued`` for a retry.
+                   retry_delay_s: float, cancelled: bool = False,
+                   left: trail.Trail = trail.NOTHING) -> AttemptEnd:
+    """End the attempt — ``done``, ``failed``, ``cancelled`` or back to ``queued`` for a retry —
+    writing what it ``left`` (its steps, its log) in the same statement.
 
     Fenced: it only applies while this attempt still holds the task, so a worker that wakes up
-    after its attempt was rescued cannot overwrite the task (raises ``FenceLost``).
+    after its attempt was rescued cannot overwrite the task (raises ``FenceLost``; its trail
+    is then written by ``record_trail``). An operator's cancel wins over a retry: the outcome is
+    decided with the task's cancel flag, and decided again if the flag changed meanwhile.
     """
-    with db.transaction():
-        flagged = db.one("SELECT cancel_requested FROM tasks WHERE id = %(id)s FOR NO KEY UPDATE",
-                         {"id": attempt.task_id})
-        # An operator's cancel wins over a retry: a cancelled task is never requeued.
+    flag = False
+    for _ in range(3):
         outcome = attempt_outcome(
-            ok=error is None, retryable=retryable,
-            attempts_left=attempt.number < attempt.max_attempts,
-            cancelled=cancelled or bool(flagged and flagged[0] and error))
-        ended = db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": error,
-                                          "attempt_id": attempt.id})
-        if not ended.rowcount:
-            raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
+            ok=error is None, retryable=retryable, attempts_left=attempt.number < attempt.max_attempts,
+            cancelled=cancelled or (flag and error is not None))
         requeue = outcome.task is TaskStatus.QUEUED
-        row = db.one(_SETTLE_TASK, {
-            "status": str(outcome.task), "error": error, "terminal": outcome.task.terminal,
-            "requeue": requeue, "delay_s": retry_delay_s, "task_id": attempt.task_id,
-            "attempt_id": attempt.id})
-        if row is None:
-            raise FenceLost(f"task {attempt.task_id} is no longer held by {attempt.id}")
         attrs: dict[str, Any] = {"job_id": attempt.id, "attempt": attempt.number}
         if error:
             attrs["error"] = error
-        if requeue:
-            attrs["run_after"] = row[0].isoformat()
-        record_event(db, attempt.task_id, attempt.trace_id, outcome.event, **attrs)
-    return AttemptEnd(task_status=outcome.task, number=attempt.number,
-                      run_after=row[0] if requeue else None)
+        row = db.one(_FINISH, {
+            "task_id": attempt.task_id, "attempt_id": attempt.id, "trace_id": attempt.trace_id,
+            "flag": flag, "attempt_status": str(outcome.attempt), "status": str(outcome.task),
+            "error": error, "terminal": outcome.task.terminal, "requeue": requeue,
+            "delay_s": retry_delay_s, **trail.params(left, [(outcome.event, attrs)])})
+        assert row is not None  # the final SELECT always answers one row
+        run_after, settled, flag_now, still_running = row
+        if settled:
+            return AttemptEnd(task_status=outcome.task, number=attempt.number,
+                              run_after=run_after if requeue else None)
+        if not still_running or flag_now == flag:
+            raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
+        flag = bool(flag_now)  # the operator's cancel came in between: decide again
+    raise FenceLost(f"attempt {attempt.id} could not settle task {attempt.task_id}")
 
 
 # A task given back or rescued keeps its place in line (its run_after, already past): the next
 # claim anywhere takes it, ahead of tasks that came later.
-_GIVE_BACK_TASK = """
-UPDATE tasks SET status = 'queued', current_job_id = NULL, run_after = LEAST(run_after, now()),
-       dispatched_at = NULL, updated_at = now()
- WHERE id = %(task_id)s AND current_job_id = %(attempt_id)s
+_GIVE_BACK = """
+WITH ended AS (
+    UPDATE jobs SET status = 'lost', error = %(reason)s, finished_at = now(), updated_at = now()
+     WHERE id = %(attempt_id)s AND status = 'running'
+    RETURNING id),
+requeued AS (
+    UPDATE tasks SET status = 'queued', current_job_id = NULL,
+           run_after = LEAST(run_after, now()), dispatched_at = NULL, updated_at = now()
+     WHERE id = %(task_id)s AND current_job_id = %(attempt_id)s AND EXISTS (SELECT FROM ended)
+    RETURNING id),
+{trail}
+SELECT EXISTS (SELECT FROM ended)
 """
+_GIVE_BACK = _GIVE_BACK.format(trail=trail.ctes("ended"))
 
 
-def give_back_attempt(db: Database, attempt: Attempt, reason: Event) -> None:
+def give_back_attempt(db: Database, attempt: Attempt, reason: Event,
+                      left: trail.Trail = trail.NOTHING) -> None:
     """This worker stops (shutdown) before the attempt ended: the attempt is ``lost`` with
-    ``reason`` and the task goes back to ``queued`` for another worker, at once. Fenced."""
-    with db.transaction():
-        ended = db.execute(_END_ATTEMPT, {"status": str(AttemptStatus.LOST), "error": str(reason),
-                                          "attempt_id": attempt.id})
-        if not ended.rowcount:
-            raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
-        db.execute(_GIVE_BACK_TASK, {"task_id": attempt.task_id, "attempt_id": attempt.id})
-        record_event(db, attempt.task_id, attempt.trace_id, reason, job_id=attempt.id,
-                     attempt=attempt.number)
+    ``reason`` and the task goes back to ``queued`` for another worker, at once, with what the
+    attempt ``left``. Fenced."""
+    row = db.one(_GIVE_BACK, {
+        "task_id": attempt.task_id, "attempt_id": attempt.id, "trace_id": attempt.trace_id,
+        "reason": str(reason),
+        **trail.params(left, [(reason, {"job_id": attempt.id, "attempt": attempt.number})])})
+    if not (row and row[0]):
+        raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
 
 
-def record_fenced(db: Database, attempt: Attempt, worker: str, what: str) -> None:
-    """A late finish (or give-back) was refused: the attempt had been taken from this worker.
-    Recorded on the task's timeline, so the refusal is part of its story."""
-    record_event(db, attempt.task_id, attempt.trace_id, Event.ATTEMPT_FENCED, job_id=attempt.id,
-                 attempt=attempt.number, worker=worker, refused=what)
+_RECORD_TRAIL = """
+WITH attempt AS (SELECT id FROM jobs WHERE id = %(attempt_id)s),
+{trail}
+SELECT 1
+"""
+_RECORD_TRAIL = _RECORD_TRAIL.format(trail=trail.ctes("attempt"))
+
+
+def record_trail(db: Database, attempt: Attempt, left: trail.Trail, worker: str,
+                 what: str) -> None:
+    """A late finish (or give-back, or a lease found lost) was refused: the attempt had been
+    taken from this worker. What it did is still its trail — its steps, its log — and the
+    refusal goes on the task's timeline (``attempt_fenced``)."""
+    db.execute(_RECORD_TRAIL, {
+        "task_id": attempt.task_id, "attempt_id": attempt.id, "trace_id": attempt.trace_id,
+        **trail.params(left, [(Event.ATTEMPT_FENCED, {
+            "job_id": attempt.id, "attempt": attempt.number, "worker": worker,
+            "refused": what})])})
 
 
 # ── the rescuer ────────────────────────────────────────────────────────────────────────────

@@ -6,10 +6,11 @@ A failing step ends the attempt; the runner says why and whether another attempt
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from actions import get_action
 from actions.base import ActionContext, ActionResult
@@ -23,14 +24,14 @@ from errors import (
 )
 from logging_setup import log_event
 from models import invocations
+from models.invocations import Invocation
 from models.state_machine import Attempt
 from runtime import Runtime
 from services.artifacts import store_or_spool
 from services.spec import inputs_hash
-from services.write_policy import within_lease
+from states import InvocationStatus
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class AttemptResult:
 
 
 class ActionRunner:
+    """Runs the steps and keeps their ``Invocation`` records: a step that ends quickly is
+    written with the attempt's end (one statement for all); ``write_if_slow``, called by the
+    attempt's heartbeat, writes the running row of a step that takes longer than
+    ``SLOW_STEP_S``, so the console shows it running."""
+
+    SLOW_STEP_S = 0.5
+
     def __init__(self, rt: Runtime, attempt: Attempt, *,
                  stop_reason: Callable[[], str | None]) -> None:
         self.rt, self.attempt = rt, attempt
@@ -51,6 +59,21 @@ class ActionRunner:
         self.ctx = ActionContext(deadline=deadline, stop_reason=stop_reason, egress=rt.egress,
                                  secrets=rt.secrets, secret_registry=rt.secret_registry,
                                  max_response_bytes=rt.settings.http_max_response_bytes)
+        self.invocations: list[Invocation] = []
+        self._current: tuple[Invocation, float] | None = None  # the running step, its start
+        self._rows = threading.Lock()  # one writer of a step's row at a time
+
+    def write_if_slow(self) -> None:
+        """From the heartbeat thread: the running row of a step that is taking a while."""
+        with self._rows:
+            if self._current is None:
+                return
+            step, started = self._current
+            if step.written or time.monotonic() - started < self.SLOW_STEP_S:
+                return
+            with self.rt.db.connection():
+                invocations.write_running(self.rt.db, step)
+            step.written = True
 
     def run(self) -> AttemptResult:
         for index, step in enumerate(self.attempt.spec["steps"]):
@@ -68,19 +91,25 @@ class ActionRunner:
         return AttemptResult()
 
     def _run_step(self, index: int, name: str, params: dict[str, Any]) -> AttemptResult | None:
-        attempt, db = self.attempt, self.rt.db
-        invocation_id = self._write(f"start step {index}", lambda: invocations.start_invocation(
-            db, attempt.task_id, attempt.id, attempt.trace_id, step=index, action_name=name,
-            inputs_hash=inputs_hash(params)))
+        attempt = self.attempt
+        step = Invocation(task_id=attempt.task_id, job_id=attempt.id, trace_id=attempt.trace_id,
+                          step=index, action_name=name, inputs_hash=inputs_hash(params),
+                          started_at=self.rt.clock.now())
+        self.invocations.append(step)
         log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
-                  invocation_id=invocation_id)
+                  invocation_id=step.id)
         started = time.monotonic()
+        with self._rows:
+            self._current = (step, started)
         outcome, result = self._call(name, params, index)
         report_id = self._store_report(index, result) if result is not None else None
         error = outcome.error if outcome else None
-        self._write(f"finish step {index}", lambda: invocations.finish_invocation(
-            db, invocation_id, error=error, result_artifact_id=report_id,
-            downstream_status=result.downstream_status if result else None))
+        with self._rows:
+            self._current = None
+            step.status = InvocationStatus.FAILED if error else InvocationStatus.OK
+            step.completed_at = self.rt.clock.now()
+            step.error, step.result_artifact_id = error, report_id
+            step.downstream_status = result.downstream_status if result else None
         log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
                   level=logging.WARNING if error else logging.INFO, step=index, action=name,
                   status="failed" if error else "ok", error=error,
@@ -109,9 +138,6 @@ class ActionRunner:
             logger.exception("action raised unexpectedly", extra={"event": "action_crashed"})
             return AttemptResult(error=f"step {index} ({name}): {type(exc).__name__}: {exc}",
                                  retryable=True), None
-
-    def _write(self, what: str, write: Callable[[], T]) -> T:
-        return within_lease(what, write, lease_s=self.rt.settings.lease_s)
 
     def _store_report(self, index: int, result: ActionResult) -> str | None:
         if result.report is None:

@@ -14,6 +14,7 @@ from errors import StorageError
 from logging_setup import log_event
 from models import artifacts as rows
 from models.state_machine import Attempt
+from models.trail import LogBlob
 from private_files import write_private
 from runtime import Runtime
 from services.write_policy import within_lease
@@ -64,8 +65,7 @@ def store_or_spool(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data:
         return store_blob(rt, attempt, kind=kind, name=name, data=data, content_type=content_type)
     except StorageError as exc:
         key = object_key(attempt.trace_id, attempt.task_id, attempt.id, name)
-        path = spool_dir(rt) / key
-        write_private(path, data)
+        path = _spool(rt, key, data)
         row = _blob_row(attempt, kind=kind, name=name, uri=f"s3://{rt.settings.s3_bucket}/{key}",
                         data=data, content_type=content_type)
         artifact_id = within_lease(
@@ -78,11 +78,34 @@ def store_or_spool(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data:
         return artifact_id
 
 
-def store_attempt_log(rt: Runtime, attempt: Attempt, lines: list[str]) -> str:
-    """The attempt's log lines as ``worker.log.jsonl`` (spooled if S3 refuses)."""
-    return store_or_spool(rt, attempt, kind="log", name="worker.log.jsonl",
-                          data=("\n".join(lines) + "\n").encode(),
-                          content_type="application/x-ndjson")
+def put_attempt_log(rt: Runtime, attempt: Attempt, lines: list[str]) -> LogBlob:
+    """The attempt's log lines as ``worker.log.jsonl``, uploaded (or spooled if S3 refuses); its
+    row is written with the attempt's end (``models.trail``)."""
+    name, data = "worker.log.jsonl", ("\n".join(lines) + "\n").encode()
+    content_type = "application/x-ndjson"
+    key = object_key(attempt.trace_id, attempt.task_id, attempt.id, name)
+    try:
+        put = rt.store.put(key, data, content_type=content_type,
+                           metadata=_metadata(attempt.trace_id, attempt.task_id, attempt.id, "log"))
+    except StorageError as exc:
+        path = _spool(rt, key, data)
+        row = _blob_row(attempt, kind="log", name=name, uri=f"s3://{rt.settings.s3_bucket}/{key}",
+                        data=data, content_type=content_type)
+        log_event(logger, str(Event.ARTIFACT_PENDING), f"log {name} not uploaded ({exc}); kept "
+                  f"at {path}, will upload when S3 answers", level=logging.WARNING,
+                  pending_path=str(path))
+        return LogBlob(row, pending_path=str(path))
+    blob = LogBlob(_blob_row(attempt, kind="log", name=name, uri=put.uri, data=data,
+                             content_type=content_type))
+    log_event(logger, str(Event.ARTIFACT_STORED), f"log {name} stored at {put.uri}",
+              artifact_id=blob.id, kind="log", uri=put.uri, size=put.size)
+    return blob
+
+
+def _spool(rt: Runtime, key: str, data: bytes) -> Path:
+    path = spool_dir(rt) / key
+    write_private(path, data)
+    return path
 
 
 def upload_pending(rt: Runtime, limit: int = 20) -> int:

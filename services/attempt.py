@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 
 import tracing
@@ -16,9 +17,10 @@ from logging_setup import log_event
 from models import leases, state_machine
 from models.state_machine import Attempt, FenceLost
 from models.tasks import cancel_requested
+from models.trail import Trail
 from runtime import Runtime
 from services.action_runner import ActionRunner, AttemptResult
-from services.artifacts import store_attempt_log
+from services.artifacts import put_attempt_log
 from services.dispatch import dispatch
 from services.write_policy import best_effort, within_lease
 from states import Event, TaskStatus
@@ -53,47 +55,50 @@ def run_task(rt: Runtime, task_id: str) -> TaskStatus | None:
             return None
         said = tracing.trace_id_var.get()
         with tracing.bound(trace_id=attempt.trace_id, task_id=attempt.task_id, job_id=attempt.id):
-            _check_trace(attempt, task_id, said)
-            return _run_attempt(rt, attempt)
+            if attempt.task_id == task_id:
+                _check_trace(attempt, said)
+            return _run_attempt(rt, attempt, woken_for=task_id)
 
 
-def _check_trace(attempt: Attempt, woken_for: str, said: str | None) -> None:
+def _check_trace(attempt: Attempt, said: str | None) -> None:
     """The row's trace id is the truth; a message for this task that said otherwise is
-    logged (a wake-up that ran another task says so too, under that task's trace)."""
-    if attempt.task_id != woken_for:
-        log_event(logger, "claimed_first_in_line", f"woken for task {woken_for}; ran task "
-                  f"{attempt.task_id}, first in line", woken_for=woken_for)
-        return
+    logged."""
     if said is not None and said != attempt.trace_id:
         log_event(logger, "trace_mismatch", f"message carried trace {said}; the task's row says "
                   f"{attempt.trace_id}, which is used", level=logging.WARNING,
                   message_trace_id=said, row_trace_id=attempt.trace_id)
 
 
-def _run_attempt(rt: Runtime, attempt: Attempt) -> TaskStatus | None:
+def _run_attempt(rt: Runtime, attempt: Attempt, *, woken_for: str) -> TaskStatus | None:
     rt.attempt_logs.start(attempt.id)
+    # A wake-up runs the first task in line, which may be another than the one it was sent for.
     log_event(logger, str(Event.TASK_CLAIMED), f"attempt {attempt.number}/{attempt.max_attempts} "
-              f"claimed by {rt.worker_name}", attempt=attempt.number, worker=rt.worker_name)
-    with _Heartbeat(rt, attempt.id) as heartbeat:
-        result = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, attempt.task_id,
-                                                                   heartbeat)).run()
+              f"claimed by {rt.worker_name}", attempt=attempt.number, worker=rt.worker_name,
+              woken_for=woken_for if woken_for != attempt.task_id else None)
+    heartbeat = _Heartbeat(rt, attempt.id)
+    runner = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, attempt.task_id, heartbeat))
+    heartbeat.tick = runner.write_if_slow
+    with heartbeat:
+        result = runner.run()
     log_event(logger, "attempt_finished",
               f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
               attempt=attempt.number, error=result.error)
-    store_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
-    return _finish(rt, attempt, result)
+    log = put_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
+    return _finish(rt, attempt, result, Trail(tuple(runner.invocations), log))
 
 
-def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult) -> TaskStatus | None:
+def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult,
+            left: Trail) -> TaskStatus | None:
+    """Write the attempt's end with what it left (steps, log) in one statement."""
     if result.interrupted:
-        return _give_back(rt, attempt, result.interrupted)
+        return _give_back(rt, attempt, result.interrupted, left)
     delay = retry_delay_s(rt.settings, attempt.number)
     try:
         end = within_lease("finish attempt", lambda: state_machine.finish_attempt(
             rt.db, attempt, error=result.error, retryable=result.retryable, retry_delay_s=delay,
-            cancelled=result.cancelled), lease_s=rt.settings.lease_s)
+            cancelled=result.cancelled, left=left), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        _fenced(rt, attempt, "finish", f"finish refused: {exc}")
+        _fenced(rt, attempt, left, "finish", f"finish refused: {exc}")
         return None
     if end.task_status is TaskStatus.QUEUED:
         log_event(logger, str(Event.RETRY_SCHEDULED),
@@ -111,17 +116,17 @@ def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult) -> TaskStatus 
     return end.task_status
 
 
-def _give_back(rt: Runtime, attempt: Attempt, reason: str) -> TaskStatus | None:
+def _give_back(rt: Runtime, attempt: Attempt, reason: str, left: Trail) -> TaskStatus | None:
     """Interrupted by shutdown: requeue for another worker. A lost lease: the rescuer already
-    decided, so there is nothing of ours to write."""
+    decided; only what the attempt did is ours to write."""
     if reason == "lease_lost":
-        _fenced(rt, attempt, "lease", "lease lost while running; the rescuer owns the task")
+        _fenced(rt, attempt, left, "lease", "lease lost while running; the rescuer owns the task")
         return None
     try:
         within_lease("give back attempt", lambda: state_machine.give_back_attempt(
-            rt.db, attempt, Event(reason)), lease_s=rt.settings.lease_s)
+            rt.db, attempt, Event(reason), left), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
-        _fenced(rt, attempt, "give-back", f"give-back refused: {exc}")
+        _fenced(rt, attempt, left, "give-back", f"give-back refused: {exc}")
         return None
     log_event(logger, reason, f"attempt {attempt.number} interrupted by {reason}; task requeued",
               level=logging.WARNING)
@@ -129,11 +134,12 @@ def _give_back(rt: Runtime, attempt: Attempt, reason: str) -> TaskStatus | None:
     return TaskStatus.QUEUED
 
 
-def _fenced(rt: Runtime, attempt: Attempt, what: str, message: str) -> None:
-    """The attempt is no longer ours: say so in the log and on the task's timeline."""
+def _fenced(rt: Runtime, attempt: Attempt, left: Trail, what: str, message: str) -> None:
+    """The attempt is no longer ours: say so in the log, and write what it did (its steps, its
+    log) with the refusal on the task's timeline."""
     log_event(logger, str(Event.ATTEMPT_FENCED), message, level=logging.WARNING)
-    best_effort(f"record {what} fenced", lambda: state_machine.record_fenced(
-        rt.db, attempt, rt.worker_name, what), event="event_unrecorded",
+    best_effort(f"record {what} fenced", lambda: state_machine.record_trail(
+        rt.db, attempt, left, rt.worker_name, what), event="event_unrecorded",
         consequence="the log line above is the record")
 
 
@@ -141,7 +147,9 @@ def _stop_probe(rt: Runtime, task_id: str, heartbeat: _Heartbeat,
                 every_s: float = 1.0) -> Callable[[], str | None]:
     """Why the attempt must stop now, if it must: lost lease, shutdown past grace, or an
     operator's cancel (asked of the database at most once a second)."""
-    state = {"at": 0.0, "cancelled": False}
+    # The claim already saw the task uncancelled: the first question waits a full interval, so a
+    # task that ends sooner costs no query for it.
+    state = {"at": rt.clock.monotonic(), "cancelled": False}
 
     def probe() -> str | None:
         if heartbeat.lost.is_set():
@@ -160,10 +168,14 @@ def _stop_probe(rt: Runtime, task_id: str, heartbeat: _Heartbeat,
 
 class _Heartbeat:
     """Renews the attempt's lease every third of its length while the steps run; sets ``lost``
-    when the attempt is no longer ours (the rescuer took it)."""
+    when the attempt is no longer ours (the rescuer took it). Between beats it calls ``tick``
+    every ``TICK_S`` (the runner writes the row of a step that is taking a while)."""
+
+    TICK_S = 0.25
 
     def __init__(self, rt: Runtime, attempt_id: str) -> None:
         self.rt, self.attempt_id = rt, attempt_id
+        self.tick: Callable[[], None] = lambda: None
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{attempt_id[:8]}",
@@ -179,12 +191,16 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         lease_s = self.rt.settings.lease_s
-        while not self._stop.wait(lease_s / 3):
+        due = time.monotonic() + lease_s / 3
+        while not self._stop.wait(min(self.TICK_S, lease_s / 3)):
             try:
-                with self.rt.db.connection():
-                    if not leases.renew_lease(self.rt.db, self.attempt_id, lease_s):
-                        self.lost.set()
-                        return
+                self.tick()
+                if time.monotonic() >= due:
+                    due = time.monotonic() + lease_s / 3
+                    with self.rt.db.connection():
+                        if not leases.renew_lease(self.rt.db, self.attempt_id, lease_s):
+                            self.lost.set()
+                            return
             except Exception as exc:  # the rescuer decides; a missed beat is only logged
                 log_event(logger, "heartbeat_failed", f"lease renewal failed: {exc}",
                           level=logging.WARNING, job_id=self.attempt_id)

@@ -35,10 +35,11 @@ def dispatch(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,
     return True
 
 
-def dispatch_many(rt: Runtime, task_ids: list[str], trace_id: str) -> None:
-    """Send each task's message, then record every successful send in one transaction."""
+def dispatch_many(rt: Runtime, tasks: list[tuple[str, str]]) -> None:
+    """Send each ``(task_id, trace_id)``'s message, then record every successful send in one
+    transaction."""
     sent: list[tuple[str, str]] = []
-    for task_id in task_ids:
+    for task_id, trace_id in tasks:
         with bound(task_id=task_id, trace_id=trace_id):
             if _send(rt, task_id, trace_id) is not None:
                 sent.append((task_id, trace_id))

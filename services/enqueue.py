@@ -16,7 +16,7 @@ from models import state_machine
 from models.state_machine import NewTask
 from models.tasks import find_by_idempotency_key
 from runtime import Runtime
-from services.dispatch import dispatch, dispatch_many
+from services.dispatch import dispatch_many
 from services.spec import canonical_json, validate_batch, validate_spec
 from states import Event, TaskStatus
 from tracing import bound
@@ -43,17 +43,15 @@ def enqueue(rt: Runtime, raw_spec: Any, trace_id: str,
             if existing is not None:
                 return existing
         try:
-            (task_id,) = state_machine.create_tasks(rt.db, [NewTask(
-                trace_id=trace_id, spec=spec, idempotency_key=idempotency_key,
-                request_hash=request_hash)])
+            (task_id,) = _accept(rt, [NewTask(trace_id=trace_id, spec=spec,
+                                              idempotency_key=idempotency_key,
+                                              request_hash=request_hash)])
         except peewee.IntegrityError:
             # Lost a race with the same key: the winner's row answers.
             found = _existing(rt, idempotency_key or "", request_hash)
             if found is None:
                 raise
             return found
-        _log_enqueued(task_id, spec)
-        dispatch(rt, task_id, trace_id)
     return Enqueued(task_id=task_id, trace_id=trace_id, status=str(TaskStatus.QUEUED))
 
 
@@ -62,12 +60,26 @@ def enqueue_batch(rt: Runtime, request: Any, trace_id: str) -> list[Enqueued]:
     one trace id; all or nothing."""
     specs = validate_batch(request)
     with rt.db.connection():
-        ids = state_machine.create_tasks(rt.db, [NewTask(trace_id=trace_id, spec=s) for s in specs])
-        for task_id, spec in zip(ids, specs, strict=True):
-            _log_enqueued(task_id, spec)
-        dispatch_many(rt, ids, trace_id)
+        ids = _accept(rt, [NewTask(trace_id=trace_id, spec=spec) for spec in specs])
     return [Enqueued(task_id=task_id, trace_id=trace_id, status=str(TaskStatus.QUEUED))
             for task_id in ids]
+
+
+def _accept(rt: Runtime, new_tasks: list[NewTask]) -> list[str]:
+    """Write the tasks and wake workers for them: on the PostgreSQL broker the wake-ups are
+    written in the same transaction (its outbox); on RabbitMQ they are sent after the commit."""
+    outbox = rt.broker.outbox()
+    ids = state_machine.create_tasks(rt.db, new_tasks, outbox)
+    for task_id, new in zip(ids, new_tasks, strict=True):
+        _log_enqueued(task_id, new.spec)
+        if outbox is not None:
+            with bound(task_id=task_id):
+                log_event(logger, str(Event.TASK_DISPATCHED), f"task {task_id}'s wake-up "
+                          "written with it", broker=outbox.broker)
+    if outbox is None:
+        dispatch_many(rt, [(task_id, new.trace_id) for task_id, new in zip(ids, new_tasks,
+                                                                             strict=True)])
+    return ids
 
 
 def _existing(rt: Runtime, key: str, request_hash: str | None) -> Enqueued | None:

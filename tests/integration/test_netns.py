@@ -16,6 +16,7 @@ import pytest
 
 from drills.netns import Host, Topology, remove_leftovers, unavailable_reason, wait_reachable
 from errors import DrillSetupError
+from harness.wait import wait_until
 from tests.support.services import in_ci
 
 PORT = 8080
@@ -77,6 +78,11 @@ def _root_connects(address: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _netns_pids(netns: str) -> list[str]:
+    return subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True,
+                          check=False).stdout.split()
 
 
 def _namespaces(prefix: str) -> list[str]:
@@ -172,6 +178,8 @@ def test_create_removes_what_a_crashed_run_left_behind(net: Topology) -> None:
                     f"{prefix}-7p"], check=True)
     orphan = subprocess.Popen(["ip", "netns", "exec", f"{prefix}-a", "sleep", "600"])
     try:
+        wait_until(lambda: _netns_pids(f"{prefix}-a"), timeout=10, interval=0.05,
+                   what="the orphan to be in its namespace")
         removed = remove_leftovers(prefix)
         assert f"{prefix}-a" in removed and f"{prefix}-br" in removed
         assert _namespaces(prefix) == [] and _links(prefix) == []
