@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from broker import TaskBroker
 from clock import Clock
@@ -26,6 +28,8 @@ from logging_setup import AttemptLogCollector, configure_logging
 from models.db import Database
 from redaction import SecretRegistry
 from storage.s3 import ArtifactStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Runtime:
         self._broker: TaskBroker | None = None
         self._store: ArtifactStore | None = None
         self._holder: Holder | None = None
+        self._parts: dict[str, Any] = {}
         self._guard = threading.Lock()
 
     @property
@@ -86,6 +91,14 @@ class Runtime:
                 self._store = ArtifactStore(self.settings)
             return self._store
 
+    def once(self, name: str, build: Callable[[], T]) -> T:
+        """A part of this runtime that the layers above build on first use (the worker's lease
+        keeper): one per runtime, closed with it if it has a ``close``."""
+        with self._guard:
+            if name not in self._parts:
+                self._parts[name] = build()
+            return self._parts[name]
+
     @property
     def holder(self) -> Holder:
         """This process, as recorded on the attempts it runs (host, pid, boot, start)."""
@@ -104,6 +117,10 @@ class Runtime:
         with self._guard:
             broker, db, store = self._broker, self._db, self._store
             self._broker, self._db, self._store = None, None, None
+            parts, self._parts = list(self._parts.values()), {}
+        for part in parts:
+            if hasattr(part, "close"):
+                part.close()
         if broker is not None:
             broker.close()
         if db is not None:

@@ -7,11 +7,19 @@ from models.db import Database
 
 _RENEW = """
 UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %(lease_s)s)
- WHERE id = %(attempt_id)s AND status = 'running'
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'running'
+RETURNING id
 """
 
 
-def renew_lease(db: Database, attempt_id: str, lease_s: float) -> bool:
-    """Heartbeat: push the lease out. ``False`` when the attempt is no longer ours."""
-    with db.transaction():
-        return bool(db.execute(_RENEW, {"attempt_id": attempt_id, "lease_s": lease_s}).rowcount)
+def renew_leases(db: Database, attempt_ids: list[str], lease_s: float) -> set[str]:
+    """Heartbeat for all of a process's attempts: push their leases out. Returns the ids still
+    ours; one missing was taken from us (rescued, cancelled or ended)."""
+    return {str(row[0]) for row in db.all(_RENEW, {"ids": attempt_ids, "lease_s": lease_s})}
+
+
+def cancel_requested_of(db: Database, task_ids: list[str]) -> set[str]:
+    """Which of these (running) tasks an operator asked to stop."""
+    rows = db.all("SELECT id FROM tasks WHERE id = ANY(%(ids)s::uuid[]) AND cancel_requested",
+                  {"ids": task_ids})
+    return {str(row[0]) for row in rows}

@@ -3,25 +3,21 @@ the log blob, finish (fenced), and schedule the retry if one is due."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import threading
-import time
 from collections.abc import Callable
 
 import tracing
 from config import Settings
-from errors import Unavailable
 from logging_setup import log_event
-from models import leases, state_machine
+from models import state_machine
 from models.state_machine import Attempt, FenceLost
-from models.tasks import cancel_requested
 from models.trail import Trail
 from runtime import Runtime
 from services.action_runner import ActionRunner, AttemptResult
 from services.artifacts import put_attempt_log
 from services.dispatch import dispatch
+from services.lease_keeper import Held, LeaseKeeper
 from services.write_policy import best_effort, within_lease
 from states import Event, TaskStatus
 
@@ -75,11 +71,14 @@ def _run_attempt(rt: Runtime, attempt: Attempt, *, woken_for: str) -> TaskStatus
     log_event(logger, str(Event.TASK_CLAIMED), f"attempt {attempt.number}/{attempt.max_attempts} "
               f"claimed by {rt.worker_name}", attempt=attempt.number, worker=rt.worker_name,
               woken_for=woken_for if woken_for != attempt.task_id else None)
-    heartbeat = _Heartbeat(rt, attempt.id)
-    runner = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, attempt.task_id, heartbeat))
-    heartbeat.tick = runner.write_if_slow
-    with heartbeat:
+    keeper = rt.once("lease_keeper", lambda: LeaseKeeper(rt))
+    held = keeper.hold(attempt.id, attempt.task_id)
+    try:
+        runner = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, held))
+        held.tick = runner.write_if_slow
         result = runner.run()
+    finally:
+        keeper.release(held)
     log_event(logger, "attempt_finished",
               f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
               attempt=attempt.number, error=result.error)
@@ -143,64 +142,15 @@ def _fenced(rt: Runtime, attempt: Attempt, left: Trail, what: str, message: str)
         consequence="the log line above is the record")
 
 
-def _stop_probe(rt: Runtime, task_id: str, heartbeat: _Heartbeat,
-                every_s: float = 1.0) -> Callable[[], str | None]:
+def _stop_probe(rt: Runtime, held: Held) -> Callable[[], str | None]:
     """Why the attempt must stop now, if it must: lost lease, shutdown past grace, or an
-    operator's cancel (asked of the database at most once a second)."""
-    # The claim already saw the task uncancelled: the first question waits a full interval, so a
-    # task that ends sooner costs no query for it.
-    state = {"at": rt.clock.monotonic(), "cancelled": False}
+    operator's cancel (the lease keeper asks the database for all attempts once a second)."""
 
     def probe() -> str | None:
-        if heartbeat.lost.is_set():
+        if held.lost.is_set():
             return "lease_lost"
-        now = rt.clock.monotonic()
-        if rt.shutdown.past_grace(now):
+        if rt.shutdown.past_grace(rt.clock.monotonic()):
             return str(Event.WORKER_SHUTDOWN)
-        if not state["cancelled"] and now - state["at"] >= every_s:
-            state["at"] = now
-            with contextlib.suppress(Unavailable):  # unknown for now: ask again next time
-                state["cancelled"] = cancel_requested(rt.db, task_id)
-        return "cancelled" if state["cancelled"] else None
+        return "cancelled" if held.cancelled.is_set() else None
 
     return probe
-
-
-class _Heartbeat:
-    """Renews the attempt's lease every third of its length while the steps run; sets ``lost``
-    when the attempt is no longer ours (the rescuer took it). Between beats it calls ``tick``
-    every ``TICK_S`` (the runner writes the row of a step that is taking a while)."""
-
-    TICK_S = 0.25
-
-    def __init__(self, rt: Runtime, attempt_id: str) -> None:
-        self.rt, self.attempt_id = rt, attempt_id
-        self.tick: Callable[[], None] = lambda: None
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{attempt_id[:8]}",
-                                        daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        lease_s = self.rt.settings.lease_s
-        due = time.monotonic() + lease_s / 3
-        while not self._stop.wait(min(self.TICK_S, lease_s / 3)):
-            try:
-                self.tick()
-                if time.monotonic() >= due:
-                    due = time.monotonic() + lease_s / 3
-                    with self.rt.db.connection():
-                        if not leases.renew_lease(self.rt.db, self.attempt_id, lease_s):
-                            self.lost.set()
-                            return
-            except Exception as exc:  # the rescuer decides; a missed beat is only logged
-                log_event(logger, "heartbeat_failed", f"lease renewal failed: {exc}",
-                          level=logging.WARNING, job_id=self.attempt_id)

@@ -82,7 +82,9 @@ def run(cluster: Cluster, tasks: int, cut_s: float) -> ScenarioResult:
 
 
 def _cut(cluster: Cluster, cut_s: float) -> tuple[float, float]:
-    """Cut db from every worker host for ``cut_s``; (cut at, healed at), epoch seconds."""
+    """Cut db from every worker host for ``cut_s``; (cut at, healed at), epoch seconds: from
+    before the first link is cut to before the first is mended (a host mended first may claim
+    while the others are being mended; that is after the cut, for it)."""
     db = cluster.topology["db"]
     workers = [cluster.topology[name] for name in WORKER_HOSTS]
     cut_at = time.time()
@@ -92,9 +94,9 @@ def _cut(cluster: Cluster, cut_s: float) -> tuple[float, float]:
         cluster.log(f"[{NAME}] db cut off from {', '.join(WORKER_HOSTS)} for {cut_s:g} s")
         time.sleep(cut_s)
     finally:
+        healed_at = time.time()
         for worker in workers:
             cluster.topology.mend(db, worker)
-    healed_at = time.time()
     cluster.log(f"[{NAME}] db reachable again after {healed_at - cut_at:.1f} s")
     return cut_at, healed_at
 
