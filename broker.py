@@ -33,6 +33,7 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
         broker = RabbitmqBroker(url=with_heartbeat(settings.broker_url), confirm_delivery=True)
     else:
         from dramatiq_postgres import PostgresBroker
+        from dramatiq_postgres.utils import make_pool
 
         if settings.database_url is None:
             raise DispatchError("the PostgreSQL broker needs JCT_DATABASE_URL (set by jct up)")
@@ -41,8 +42,10 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
         # defaults (15 s beats, 60 s TTL, upkeep every 30 s) let a few kills hold messages
         # back for a minute or more; beating every second makes it a few seconds. A frozen
         # consumer's messages come back too: their claim then finds the task taken.
-        broker = PostgresBroker(url=with_liveness(settings.database_url), results=False,
-                                heartbeat_interval=1.0,
+        pool = make_pool(with_liveness(settings.database_url))
+        if not settings.database_prepared_statements:
+            pool.kwargs["prepare_threshold"] = None  # no connection exists yet (min size 0)
+        broker = PostgresBroker(pool=pool, results=False, heartbeat_interval=1.0,
                                 heartbeat_ttl=PG_CONSUMER_TTL_S, maintenance_interval=2.0)
     broker.declare_queue(settings.queue)
     return broker
@@ -111,3 +114,6 @@ class TaskBroker:
 
     def close(self) -> None:
         self.dramatiq.close()
+        pool = getattr(self.dramatiq, "pool", None)
+        if pool is not None and not getattr(self.dramatiq, "_owns_pool", True):
+            pool.close()  # the PostgreSQL broker was given its pool (build_dramatiq_broker)

@@ -57,6 +57,7 @@ class Settings:
     http_allowed_hosts: tuple[str, ...] = ("*",)
     http_max_response_bytes: int = 64 * 1024 * 1024
     secrets_dir: Path | None = None
+    database_prepared_statements: bool = True
     max_body_bytes: int = 1024 * 1024
     dispatch_interval_s: float = 5.0
     dispatch_stale_s: float = 60.0
@@ -120,6 +121,17 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
 def _database_url(env: Mapping[str, str]) -> str | None:
@@ -211,6 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_allowed_hosts=_allowed_hosts(hosts),
         http_max_response_bytes=_positive_int(env, "JCT_HTTP_MAX_RESPONSE_BYTES", 64 * 1024 * 1024),
         secrets_dir=_secrets_dir(env),
+        database_prepared_statements=_boolean(env, "JCT_DATABASE_PREPARED_STATEMENTS", True),
         dispatch_interval_s=_positive_float(env, "JCT_DISPATCH_INTERVAL_S", 5.0),
         dispatch_stale_s=_positive_float(env, "JCT_DISPATCH_STALE_S", 60.0),
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),

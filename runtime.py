@@ -74,7 +74,8 @@ class Runtime:
                     raise ConfigError("JCT_DATABASE_URL is not set and no `jct up` is running in "
                                       f"{self.settings.home}; start it (make run) or point "
                                       "JCT_DATABASE_URL at a server")
-                self._db = Database(self.settings.database_url)
+                self._db = Database(self.settings.database_url,
+                                    prepared_statements=self.settings.database_prepared_statements)
             return self._db
 
     @property

@@ -53,7 +53,6 @@ def serve() -> int:
     while not stop.wait(1.0):  # a timed wait: the signal handler runs between waits
         pass
     worker.stop(timeout=int((rt.settings.shutdown_grace_s + STOP_MARGIN_S) * 1000))
-    broker.emit_before("process_stop")
     rt.close()
     log_event(logger, "worker_stopped", "worker process stopped")
     return 0

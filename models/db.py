@@ -89,13 +89,18 @@ class Database:
     """A connection pool to one PostgreSQL database, with the unit-of-work and transaction
     boundaries the data layer uses."""
 
-    def __init__(self, url: str, *, max_connections: int = 32) -> None:
+    def __init__(self, url: str, *, max_connections: int = 32,
+                 prepared_statements: bool = True) -> None:
         self.url = url
         # peewee parses ``postgresql://…`` URLs itself only through playhouse.db_url; psycopg
         # takes the URL as its conninfo, which also covers Unix-socket ``?host=/dir`` URLs.
         self._db = _Pool(
             url, max_connections=max_connections, stale_timeout=300, timeout=10,
-            connect_timeout=5, application_name="jct", autoconnect=True, **LIVENESS)
+            connect_timeout=5, application_name="jct", autoconnect=True, **LIVENESS,
+            # psycopg prepares a statement run five times on a connection; behind a pooler in
+            # transaction mode (PgBouncer before 1.21) the next run may land on another server
+            # connection, where it does not exist. JCT_DATABASE_PREPARED_STATEMENTS=false.
+            **({} if prepared_statements else {"prepare_threshold": None}))
 
     # ── units of work ──────────────────────────────────────────────────────────────────────
 
@@ -160,10 +165,13 @@ class Database:
         conninfo = make_conninfo(
             self.url, **{**LIVENESS, "keepalives_idle": 1, "keepalives_interval": 1,
                          "tcp_user_timeout": timeout_s * 1000},
-            connect_timeout=timeout_s, application_name="jct-health",
-            options=f"-c statement_timeout={timeout_s * 1000}")
+            connect_timeout=timeout_s, application_name="jct-health")
         try:
-            with psycopg.connect(conninfo) as conn:
+            # The statement timeout is set inside the probe's own transaction (not as a startup
+            # option), which poolers such as PgBouncer in transaction mode also pass on.
+            with psycopg.connect(conninfo, prepare_threshold=None) as conn:
+                conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                             (str(timeout_s * 1000),))
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             raise _unavailable(exc) from exc
