@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,23 +28,36 @@ logger = logging.getLogger(__name__)
 DIFF_MAX_BYTES = 4 << 20
 
 
-@dataclass
-class AttemptWorkspace:
-    """``host`` is the detected sandbox host; None with ``unconfined`` (``JCT_SANDBOX=none``),
-    or when the sandbox cannot run here (``problem`` says why; steps that need it fail)."""
+@dataclass(frozen=True)
+class Sandboxing:
+    """How this worker runs processes: ``host`` when bubblewrap runs here; ``unconfined`` when
+    ``JCT_SANDBOX=none``; else ``problem`` says why steps that run processes fail."""
 
-    root: Path
     host: SandboxHost | None
-    gate: SandboxGate
     unconfined: bool = False
     problem: str | None = None
+
+
+@dataclass
+class AttemptWorkspace:
+    """``sandboxing`` is asked when a step first needs the workspace (attempts that run no
+    process never detect the sandbox)."""
+
+    root: Path
+    sandboxing: Callable[[], Sandboxing]
+    gate: SandboxGate
     checkout_roots: Sequence[Path] = ()
     _workspace: Workspace | None = field(default=None, init=False)
 
+    @property
+    def host(self) -> SandboxHost | None:
+        return self.sandboxing().host
+
     def open(self) -> Workspace:
         if self._workspace is None:
-            if self.host is None and not self.unconfined:
-                raise PermanentActionError(f"commands cannot run on this worker: {self.problem}")
+            found = self.sandboxing()
+            if found.host is None and not found.unconfined:
+                raise PermanentActionError(f"commands cannot run on this worker: {found.problem}")
             owner = self.host.owner if self.host is not None else None
             for directory in (self.root.parent, self.root):
                 # The sandbox's uid must traverse them; the worker's umask (077) would not let it.

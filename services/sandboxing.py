@@ -8,10 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from actions.workspace import AttemptWorkspace
+from actions.workspace import AttemptWorkspace, Sandboxing
 from egress.sandbox_gate import SandboxGate
 from errors import SandboxError
 from holder import Holder, boot_id, is_gone
@@ -21,16 +20,6 @@ from sandbox.host import SandboxHost
 from sandbox.workspace import Workspace
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Sandboxing:
-    """``host`` when bubblewrap runs here; ``unconfined`` when ``JCT_SANDBOX=none``; else
-    ``problem`` says why commands are refused on this worker."""
-
-    host: SandboxHost | None
-    unconfined: bool = False
-    problem: str | None = None
 
 
 def sandboxing(rt: Runtime) -> Sandboxing:
@@ -48,10 +37,8 @@ def _detect(rt: Runtime) -> Sandboxing:
 
 
 def attempt_workspace(rt: Runtime) -> AttemptWorkspace:
-    found = sandboxing(rt)
     return AttemptWorkspace(root=process_root(rt.settings.sandbox_root, rt.holder),
-                            host=found.host, gate=SandboxGate(rt.egress),
-                            unconfined=found.unconfined, problem=found.problem,
+                            sandboxing=lambda: sandboxing(rt), gate=SandboxGate(rt.egress),
                             checkout_roots=rt.settings.checkout_roots)
 
 

@@ -163,7 +163,7 @@ def test_a_command_in_a_checkout_leaves_log_diff_report_and_files_and_no_secret(
     with crt.db.connection():
         everywhere += [json.dumps(row, default=str) for table in (
             "tasks", "jobs", "action_invocations", "artifacts", "task_events")
-            for row in crt.db.dicts(f"SELECT * FROM {table}")]  # noqa: S608 - fixed names
+            for row in crt.db.dicts(f"SELECT * FROM {table}")]
     assert not [text for text in everywhere if SECRET in text]
 
 
