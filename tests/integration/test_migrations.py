@@ -67,4 +67,4 @@ def test_concurrent_runners_apply_each_migration_once(pg_admin_url: str) -> None
     assert errors == []
     assert sorted(len(r) for r in results) == [0, 0, 6]
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (6,)
