@@ -78,7 +78,9 @@ class _Run:
         try:
             self._pump(proc)
         finally:
-            self._kill(proc, self.killed_reason or "aborted")
+            # Whatever is left of the group (the command is reaped below, never polled here).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         code = proc.returncode
@@ -138,12 +140,6 @@ class _Run:
             self.stderr_tail.append(line)
         if self.on_line is not None:
             self.on_line(stream, line)
-
-    def _kill(self, proc: subprocess.Popen[bytes], reason: str) -> None:
-        if self.killed_reason is None and proc.poll() is None:
-            self.killed_reason = reason
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _host_path(arg: str, workspace: Workspace) -> str:

@@ -228,3 +228,28 @@ def test_timeout_and_cancel_kill_the_whole_tree(crt: Runtime) -> None:
     assert ended == ["cancelled"]
     assert not still_running(processes_with(marker + "-c"))
     assert _task(crt, task_id)["actions"][0]["output_tail"] == "started"
+
+
+def test_jct_sandbox_none_runs_the_same_steps_unconfined(
+        rt: Runtime, base_env: dict[str, str], shared_dir: Path, sources: Path) -> None:
+    """``JCT_SANDBOX=none`` (asked for by name): the checkout and the command run on the host,
+    with the same inputs and outputs (workspace, report, diff, exit code)."""
+    settings = load_settings({**base_env, "JCT_SANDBOX": "none",
+                              "JCT_SANDBOX_ROOT": str(shared_dir / "ws-none"),
+                              "JCT_CHECKOUT_ROOTS": str(sources)})
+    unconfined = Runtime(settings, component="worker", attempt_logs=rt.attempt_logs)
+    try:
+        spec = {"max_attempts": 1, "steps": [
+            {"action": "checkout", "params": {"url": str(sources / "app"), "ref": "v1"}},
+            {"action": "command", "params": {"shell": "echo two > a.txt; echo '[1]' > $JCT_REPORT",
+                                             "workdir": "repo"}}]}
+        _, task_id, status = _run(unconfined, spec)
+        task = _task(unconfined, task_id)
+        assert status == "done", task["error"]
+        by_name = {a["name"]: a for a in task["artifacts"]}
+        assert "+two" in _blob(unconfined, by_name["step-1-diff-repo.patch"]).decode()
+        assert json.loads(_blob(unconfined, by_name["step-1-report.json"])) == [1]
+        assert task["actions"][1]["exit_code"] == 0
+    finally:
+        unconfined.close()
+    assert not list((shared_dir / "ws-none").glob("*/*"))
