@@ -93,10 +93,11 @@ def artifact_page(artifact_id: str) -> ResponseReturnValue:
     if _is_text(found["content_type"]):
         head, truncated = operations.open_blob(rt, found).head(PREVIEW_BYTES)
         text = head.decode("utf-8", "replace")
+    kind = found["kind"]
     return render_template("artifact.html", artifact=found, text=text, truncated=truncated,
-                           records=_log_records(text),
-                           diff=diff_lines(text) if found["kind"] == "diff" else None,
-                           report=_report(text) if found["kind"] == "report" else None)
+                           records=_log_records(text) if kind not in ("diff", "report") else None,
+                           diff=diff_lines(text) if kind == "diff" else None,
+                           report=_report(text) if kind == "report" and not truncated else None)
 
 
 def error_page(exc: JctError, detail: Any) -> ResponseReturnValue:
