@@ -19,8 +19,8 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from actions.base import ActionContext, ActionParams, ActionResult, validate_params
-from actions.command import _confined, _hidden
-from actions.step_output import LineSink, ended, figures, log_output
+from actions.command import confined_path
+from actions.step_output import LineSink, ended, figures, hiding_secrets, log_output
 from credentials import find_refs
 from egress.policy import check_url
 from errors import GitFailed, PermanentActionError, RetryableActionError
@@ -56,7 +56,7 @@ class CheckoutParams(ActionParams):
                     "JCT_CHECKOUT_ROOTS.")
     ref: Annotated[Text, AfterValidator(_ref), SchemaPattern(REF_PATTERN)] = Field(
         "main", description="Branch, tag or commit.")
-    dest: Annotated[Text, Field(min_length=1, max_length=200), _confined("dest")] = Field(
+    dest: Annotated[Text, Field(min_length=1, max_length=200), confined_path("dest")] = Field(
         "repo", description="Directory in the workspace.")
     token: SecretRef | None = Field(None, description="Secret reference to an access token.")
     username: Text | None = Field(None, description="With `token`: HTTP basic auth as this user; "
@@ -85,7 +85,7 @@ class CheckoutAction:
             check_url(url, ctx.egress_policy())  # refused at once, before anything runs
         env, secrets = _credentials(params, ctx)
         workspace = ctx.require_workspace()
-        with _hidden(ctx, secrets):
+        with hiding_secrets(ctx, secrets):
             try:
                 done = workspace.checkout(
                     url, params["ref"], params["dest"], env=env,

@@ -16,11 +16,9 @@ the code and the last lines of stderr, and another attempt follows only for a co
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mimetypes
 import re
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
@@ -28,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 import tracing
 from actions.base import ActionContext, ActionParams, ActionResult, Output, validate_params
-from actions.step_output import LineSink, ended, figures, log_output, scrub
+from actions.step_output import LineSink, ended, figures, hiding_secrets, log_output, scrub
 from credentials import find_refs
 from errors import (
     ActionError,
@@ -64,7 +62,8 @@ def _env_name(name: str) -> str:
     return name
 
 
-def _confined(what: str, *, allow_empty: bool = False) -> AfterValidator:
+def confined_path(what: str, *, allow_empty: bool = False) -> AfterValidator:
+    """A validator refusing a path that would leave the workspace (``sandbox.paths``)."""
     def check(path: str) -> str:
         try:
             confined_parts(path, what, allow_empty=allow_empty)
@@ -76,7 +75,7 @@ def _confined(what: str, *, allow_empty: bool = False) -> AfterValidator:
 
 
 EnvName = Annotated[str, AfterValidator(_env_name), SchemaPattern(ENV_NAME_PATTERN)]
-RelativePath = Annotated[Text, Field(min_length=1, max_length=500), _confined("path")]
+RelativePath = Annotated[Text, Field(min_length=1, max_length=500), confined_path("path")]
 ExitCode = Annotated[int, Field(ge=1, le=255), WHOLE_NUMBER]
 
 
@@ -86,7 +85,7 @@ class CommandParams(ActionParams):
     argv: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="The program and its arguments, run without a shell.")
     shell: Text | None = Field(None, description="A script for `/bin/sh -c`, instead of `argv`.")
-    workdir: Annotated[Text, _confined("workdir", allow_empty=True)] = Field(
+    workdir: Annotated[Text, confined_path("workdir", allow_empty=True)] = Field(
         "", description="Where it runs, relative to the workspace (`repo` after a checkout).")
     env: dict[EnvName, Text | SecretRef] = Field(
         {}, max_length=200, description="Its whole environment besides PATH, HOME and the JCT_* "
@@ -98,7 +97,7 @@ class CommandParams(ActionParams):
                              "also bounded by the task's `timeout_s`.")
     network: bool = Field(False, description="true: HTTP(S) through the worker's proxy, to the "
                                              "destinations JCT_HTTP_ALLOWED_HOSTS allows.")
-    artifacts: Annotated[list[Annotated[Text, _confined("artifacts")]],
+    artifacts: Annotated[list[Annotated[Text, confined_path("artifacts")]],
                          Field(max_length=20)] = Field(
         [], description="Globs (`*`, `**`) of workspace files kept as `file` artifacts.")
     retryable_exit_codes: Annotated[list[ExitCode], Field(max_length=50)] = Field(
@@ -129,7 +128,7 @@ class CommandAction:
         ctx.check()
         workspace = ctx.require_workspace()
         env, secrets = ctx.secrets.resolve(params["env"])
-        with _hidden(ctx, secrets):
+        with hiding_secrets(ctx, secrets):
             workspace.write_files(params["files"])
             result = workspace.run(_command(params, env), on_line=LineSink(ctx, secrets, source="command"),
                                    should_stop=ctx.stop_reason, deadline=ctx.deadline)
@@ -216,13 +215,3 @@ def _stopped(result: SandboxResult, params: dict[str, Any], ctx: ActionContext) 
     if remaining is not None and remaining <= 0:
         return ActionTimeout("timeout: the attempt ran past the task's timeout_s")
     return RetryableActionError(f"command timed out after {params['timeout_s']}s")
-
-
-@contextlib.contextmanager
-def _hidden(ctx: ActionContext, secrets: set[str]) -> Iterator[None]:
-    """While the step runs, the log scrubber hides the resolved values."""
-    if ctx.secret_registry is None or not secrets:
-        yield
-        return
-    with ctx.secret_registry.active(secrets):
-        yield

@@ -5,8 +5,9 @@ resolved are replaced by ``***`` in all of them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from actions.base import ActionContext, Output, RunFigures
 from logging_setup import log_event
@@ -66,3 +67,13 @@ def ended(result: SandboxResult) -> str:
     if result.signal is not None:
         return f"killed by signal {result.signal}"
     return f"exit code {result.exit_code}"
+
+
+@contextlib.contextmanager
+def hiding_secrets(ctx: ActionContext, secrets: set[str]) -> Iterator[None]:
+    """While the step runs, the log scrubber hides the resolved values."""
+    if ctx.secret_registry is None or not secrets:
+        yield
+        return
+    with ctx.secret_registry.active(secrets):
+        yield
