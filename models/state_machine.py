@@ -374,6 +374,14 @@ UPDATE tasks SET status = %(status)s, current_job_id = NULL, updated_at = now(),
  WHERE id = %(task_id)s
 """
 
+# A step whose row said ``running`` when its attempt was taken away will never be completed by
+# its worker: it ends ``failed`` with the attempt's reason, so no row claims to run for ever.
+_END_STEPS = """
+UPDATE action_invocations SET status = 'failed', completed_at = now(),
+       error = %(error)s
+ WHERE job_id = %(attempt_id)s AND status = 'running'
+"""
+
 # Why an attempt was taken from its worker: the reason (attempt error and event attribute) and
 # how the task's error reads when it has no attempt left.
 LEASE_EXPIRED = ("worker_lost", "worker {worker} stopped renewing its lease")
@@ -404,6 +412,8 @@ def _rescue(db: Database, select: str, params: dict[str, Any],
                                       cancelled=cancel, lost=True)
             db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": reason,
                                       "attempt_id": attempt_id})
+            db.execute(_END_STEPS, {"attempt_id": attempt_id, "error": f"{reason}: the attempt "
+                                    "was taken from its worker while this step ran"})
             db.execute(_RESCUE_TASK, {"status": str(outcome.task), "task_id": task_id,
                                       "requeue": outcome.task is TaskStatus.QUEUED,
                                       "error": f"{reason}: {explanation.format(worker=worker)}"})
