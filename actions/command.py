@@ -21,7 +21,7 @@ import mimetypes
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 import tracing
@@ -82,6 +82,12 @@ ExitCode = Annotated[int, Field(ge=1, le=255), WHOLE_NUMBER]
 class CommandParams(ActionParams):
     """Params of `command`: one process in the attempt's sandboxed workspace."""
 
+    # Exactly one of argv and shell, an explicit null counting as absent: the document says
+    # what ``_argv_or_shell`` checks.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"argv": {"type": "array"}}, "required": ["argv"]},
+        {"properties": {"shell": {"type": "string"}}, "required": ["shell"]}]})
+
     argv: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="The program and its arguments, run without a shell.")
     shell: Text | None = Field(None, description="A script for `/bin/sh -c`, instead of `argv`.")
@@ -97,7 +103,8 @@ class CommandParams(ActionParams):
                              "also bounded by the task's `timeout_s`.")
     network: bool = Field(False, description="true: HTTP(S) through the worker's proxy, to the "
                                              "destinations JCT_HTTP_ALLOWED_HOSTS allows.")
-    artifacts: Annotated[list[Annotated[Text, confined_path("artifacts")]],
+    artifacts: Annotated[list[Annotated[Text, Field(min_length=1, max_length=500),
+                                        confined_path("artifacts")]],
                          Field(max_length=20)] = Field(
         [], description="Globs (`*`, `**`) of workspace files kept as `file` artifacts.")
     retryable_exit_codes: Annotated[list[ExitCode], Field(max_length=50)] = Field(

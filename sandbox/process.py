@@ -22,6 +22,7 @@ import selectors
 import signal
 import subprocess
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,10 @@ def run(command: SandboxCommand, workspace: Workspace, *, host: SandboxHost,
             proxy.stop()
 
 
+# What a run reports for a process whose usage could not be collected.
+_NO_RUSAGE = types.SimpleNamespace(ru_utime=0.0, ru_stime=0.0, ru_maxrss=0)
+
+
 class _Sandbox:
     """The state of one run: pipes, processes, what has been read, why it was stopped."""
 
@@ -215,18 +220,24 @@ class _Sandbox:
             launcher_status = _read_status(status_r)
             return self._result(status, rusage, launcher_status)
         finally:
-            self._kill_if_running()
-            if self.proc is not None:
-                for stream in (self.proc.stdout, self.proc.stderr):
-                    if stream is not None:
-                        stream.close()
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            if self.init_pidfd is not None:
-                os.close(self.init_pidfd)
-            if self.cgroup is not None:
-                self.cgroup.remove()
+            try:
+                self._kill_if_running()
+            finally:
+                self._close(fds)
+
+    def _close(self, fds: list[int]) -> None:
+        """Release what the run held — pipes, the pidfd, its cgroup — whatever happened."""
+        if self.proc is not None:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.init_pidfd is not None:
+            os.close(self.init_pidfd)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def _spawn(self, fds: Fds) -> None:
         plan = BwrapPlan(
@@ -309,7 +320,13 @@ class _Sandbox:
 
     def _reap(self) -> tuple[int, Any]:
         assert self.proc is not None
-        _, status, rusage = os.wait4(self.proc.pid, 0)
+        rusage: Any
+        try:
+            _, status, rusage = os.wait4(self.proc.pid, 0)
+        except ChildProcessError:
+            # Reaped by someone else in this process (seen once in a long test run): its status
+            # is gone. Taken as killed, so the run still ends and its cgroup is still removed.
+            status, rusage = int(signal.SIGKILL), _NO_RUSAGE
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return status, rusage
 

@@ -60,10 +60,14 @@ def workspace(host: SandboxHost, shared_dir: Path) -> Iterator[Workspace]:
 
 @pytest.fixture(autouse=True)
 def nothing_outlives_the_test(host: SandboxHost) -> Iterator[None]:
+    # Only this test's runs: a cgroup that was there before it is another run's (or another
+    # test session's) to answer for.
+    before = set(host.cgroup.parent.glob("jct-sandbox-*")) if host.cgroup is not None else set()
     yield
     assert not [p for p in psutil.Process().children(recursive=True) if p.name() == "bwrap"]
     if host.cgroup is not None:
-        assert not list(host.cgroup.parent.glob("jct-sandbox-*")), "a run's cgroup was left behind"
+        left = set(host.cgroup.parent.glob("jct-sandbox-*")) - before
+        assert not left, f"a run's cgroup was left behind: {sorted(left)}"
 
 
 def processes_with(marker: str) -> list[psutil.Process]:
