@@ -65,6 +65,12 @@ class Settings:
     retry_backoff_max_s: float = 300.0
     lease_s: float = 30.0
     shutdown_grace_s: float = 20.0
+    # Observability (docs/observability.md): the multiprocess metrics directory of this process's
+    # group, the worker pool's own /metrics port (none: the API's /metrics covers this host),
+    # and whether an OTLP endpoint asks for spans.
+    metrics_dir: Path | None = None
+    worker_metrics_port: int | None = None
+    otel_enabled: bool = False
 
     @property
     def broker_kind(self) -> str:
@@ -229,6 +235,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
         lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
         shutdown_grace_s=_positive_float(env, "JCT_SHUTDOWN_GRACE_S", 20.0),
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+        worker_metrics_port=(_positive_int(env, "JCT_WORKER_METRICS_PORT", 1)
+                             if env.get("JCT_WORKER_METRICS_PORT") else None),
+        otel_enabled=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                          or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
     )
 
 
