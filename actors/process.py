@@ -43,6 +43,7 @@ def serve() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     rt = build_runtime("worker")
+    rt.metrics  # noqa: B018 - its series exist (at zero) from the start, not from the first task
     broker = prepare(rt)
     broker.emit_after("process_boot")
     _release_predecessors(rt)

@@ -75,6 +75,9 @@ class Metrics:
             self.dispatches.labels(outcome)
         for reason in RESCUE_REASONS:
             self.rescues.labels(reason)
+        for kind in ("log", "report"):
+            for outcome in UPLOAD_OUTCOMES:
+                self.uploads.labels(kind, outcome)
 
     def enqueued(self, count: int) -> None:
         self.tasks_enqueued.inc(count)
