@@ -5,12 +5,23 @@ are read at scrape time."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.stack import Stack
+from harness.stack import Stack, free_port
 from harness.wait import wait_until
+from observability import multiprocess
+
+ROOT = Path(__file__).resolve().parents[2]
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 GAUGES = ("jct_tasks", "jct_oldest_queued_task_age_seconds", "jct_running_jobs",
@@ -161,3 +172,67 @@ def test_live_task_counts_match_the_database(postgres_stack: Stack) -> None:
 
     counts = wait_until(consistent, timeout=30, interval=0.2, what="jct_tasks equal to the table")
     assert set(counts) == {"queued", "running"}
+
+
+def _pool_env(stack: Stack, home: Path, port: int) -> dict[str, str]:
+    """A worker pool on its own (as ``jct worker`` on another host), on the stack's services."""
+    state = stack.state
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JCT_") and k != multiprocess.ENV}
+    env.update(JCT_HOME=str(home), JCT_DATABASE_URL=state["database_url"],
+               JCT_S3_ENDPOINT=state["s3_endpoint"], JCT_S3_ACCESS_KEY=state["s3_access_key"],
+               JCT_S3_SECRET_KEY=state["s3_secret_key"], JCT_S3_BUCKET=state["s3_bucket"],
+               JCT_QUEUE=state["queue"], JCT_WORKERS="1", JCT_WORKER_METRICS_PORT=str(port))
+    return env
+
+
+def _pool_samples(url: str) -> Samples | None:
+    try:
+        response = requests.get(url, timeout=5)
+    except requests.RequestException:
+        return None
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def _done_attempts(samples: Samples | None) -> float:
+    return (samples or {}).get(("jct_attempts_total", (("outcome", "done"),)), 0.0)
+
+
+def test_a_worker_pool_on_its_own_serves_its_processes_metrics(postgres_stack: Stack,
+                                                               tmp_path: Path) -> None:
+    """``JCT_WORKER_METRICS_PORT``: the pool's own /metrics adds up its worker processes' files
+    (no database gauges: those are the API's); a worker process killed and replaced leaves its
+    counts in the sum."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with (tmp_path / "pool.err").open("wb") as errors:  # the child keeps its own descriptor
+        pool = subprocess.Popen([sys.executable, "-m", "actors.pool"], env=_pool_env(
+            postgres_stack, tmp_path / "home", port), cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=errors)
+    try:
+        wait_until(lambda: _pool_samples(url), timeout=30, interval=0.2, what="the pool's /metrics")
+        for _round in range(20):  # the stack's own workers take their share of the tasks
+            for task_id in [postgres_stack.post("/enqueue", json=ECHO).json()["task_id"]
+                            for _ in range(4)]:
+                postgres_stack.wait_status(task_id)
+            if _done_attempts(_pool_samples(url)) >= 1:
+                break
+        counted = wait_until(lambda: _done_attempts(_pool_samples(url)) or None, timeout=10,
+                             interval=0.2, what="an attempt run by the pool")
+        assert not {name for name, _ in _pool_samples(url) or {}} & set(GAUGES)
+
+        ready = [line for line in _read_log(tmp_path / "home") if line.get("event") == "worker_ready"]
+        os.kill(ready[-1]["pid"], signal.SIGKILL)
+        wait_until(lambda: len([line for line in _read_log(tmp_path / "home")
+                                if line.get("event") == "worker_ready"]) > len(ready),
+                   timeout=30, interval=0.2, what="the killed worker process replaced")
+        assert _done_attempts(_pool_samples(url)) == counted
+    finally:
+        pool.terminate()
+        pool.wait(60)
+
+
+def _read_log(home: Path) -> list[dict[str, Any]]:
+    path = home / "logs" / "jct.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
