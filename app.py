@@ -28,6 +28,9 @@ logger = logging.getLogger("jct.api")
 # address); what it answers is no secret, so it is served whatever the Host.
 ANY_HOST_PATHS = ("/healthz",)
 WWW_AUTHENTICATE = 'Bearer realm="jct"'
+# Probes and scrapes every few seconds would bury the traces of work; their timings are in
+# jct_http_request_seconds.
+UNTRACED_PATHS = ("/healthz", "/metrics")
 
 
 def create_app(rt: Runtime | None = None) -> Flask:
@@ -68,10 +71,11 @@ def _bind_trace() -> None:
     g.trace_id = trace_id
     g.trace_tokens = tracing.bind_values(trace_id=trace_id)
     request.environ["jct.trace_id"] = trace_id
-    g.span = runtime().spans.start(
-        f"{request.method} {_route()}", "server",
-        parent_span_id=found.parent_span_id if found else None,
-        attributes={"http.request.method": request.method, "http.route": _route()})
+    if request.path not in UNTRACED_PATHS:
+        g.span = runtime().spans.start(
+            f"{request.method} {_route()}", "server",
+            parent_span_id=found.parent_span_id if found else None,
+            attributes={"http.request.method": request.method, "http.route": _route()})
     # No such route or method (404/405) answers first: a bad header on it is beside the point.
     if g.trace_error is not None and request.routing_exception is None:
         raise g.trace_error
