@@ -41,7 +41,7 @@ def create_app(rt: Runtime | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = rt
-    rt.metrics  # noqa: B018 - this process's series exist (at zero) before its first request
+    rt.metrics, rt.spans  # noqa: B018 - series at zero and OTel's line at boot, not in a request
 
     for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, login.bp, metrics.bp,
                       openapi.bp):
