@@ -102,6 +102,8 @@ class Runtime:
     @property
     def metrics(self) -> Metrics:
         """This process's counters and histograms (``observability.metrics``)."""
+        if self._metrics is not None:  # every task reads it: no lock once built
+            return self._metrics
         with self._guard:
             if self._metrics is None:
                 from observability.metrics import Metrics
@@ -112,6 +114,9 @@ class Runtime:
     @property
     def spans(self) -> Spans:
         """OpenTelemetry spans, on when an OTLP endpoint is configured (``observability.otel``)."""
+        spans = self._spans
+        if spans is not None:
+            return spans
         with self._guard:
             if self._spans is None:
                 from observability.otel import build_spans
