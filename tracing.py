@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -17,11 +18,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from errors import InvalidTraceId
-
-try:  # optional (requirements-otel.txt): without it every outgoing span id is a new one
-    from opentelemetry import trace as otel_trace
-except ImportError:  # pragma: no cover - depends on the install
-    otel_trace = None  # type: ignore[assignment]
 
 trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
 task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
@@ -127,6 +123,9 @@ def inject(carrier: MutableMapping[str, str], fmt: CarrierFormat = HEADERS, *,
 
 def active_span_id(trace_id: str) -> str | None:
     """The active OpenTelemetry span's id when that span belongs to ``trace_id``."""
+    # OpenTelemetry is optional (requirements-otel.txt) and imported only when spans are on
+    # (observability.otel): not imported, no span can be active, and no process pays for it.
+    otel_trace = sys.modules.get("opentelemetry.trace")
     if otel_trace is None:
         return None
     active = otel_trace.get_current_span().get_span_context()
