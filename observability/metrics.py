@@ -52,9 +52,10 @@ class Metrics:
         self.http = Histogram("jct_http_request_seconds", "API requests, by route template, "
                               "method and status.", ["route", "method", "status"],
                               buckets=HTTP_BUCKETS, registry=registry)
-        self.dispatches = Counter("jct_dispatches", "Wake-up messages: sent, resent by the "
-                                  "dispatcher or a rescue, failed (broker refused), outbox "
-                                  "(written with the task on the PostgreSQL broker).",
+        self.dispatches = Counter("jct_dispatches", "Wake-up messages: sent (after an "
+                                  "enqueue on RabbitMQ, a retry, a rescue), resent (by the "
+                                  "dispatcher), failed (broker refused), outbox (written with "
+                                  "the task on the PostgreSQL broker).",
                                   ["outcome"], registry=registry)
         self.uploads = Counter("jct_s3_uploads", "Artifact blobs: stored, spooled (S3 refused; "
                                "kept pending), late_stored / late_failed (the uploader's retry "
