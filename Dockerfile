@@ -34,4 +34,4 @@ USER jct
 EXPOSE 8000
 
 # gunicorn_conf.py reads JCT_HOST/JCT_PORT at import; compose sets JCT_HOST=0.0.0.0.
-CMD ["gunicorn", "-c", "gunicorn_conf.py"]
+CMD ["jct", "api"]

@@ -1,4 +1,5 @@
-"""The ``jct`` command: up, worker, migrate, enqueue, task, tasks, trace, logs.
+"""The ``jct`` command: up, worker, migrate, enqueue, task, tasks, trace, logs, artifacts,
+artifact.
 
 Errors are one clear line on stderr and a non-zero exit.
 """
@@ -194,6 +195,40 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_artifacts(args: argparse.Namespace, settings: Settings) -> int:
+    from services.operations import task_story
+
+    task = task_story(_runtime(settings), args.task_id)
+    attempts = {job["id"]: job["attempt"] for job in task["jobs"]}
+    p = printable
+    print(f"{'ARTIFACT':<36}  {'ATTEMPT':>7}  {'KIND':<6}  {'SIZE':>10}  NAME")
+    for a in task["artifacts"]:
+        print(f"{p(a['id'])}  {p(attempts.get(a['job_id'], '')):>7}  {p(a['kind']):<6}  "
+              f"{p(a['size']):>10}  {p(a['name'])}")
+    return 0
+
+
+def cmd_artifact(args: argparse.Namespace, settings: Settings) -> int:
+    """The blob to ``-o FILE``, or to stdout: raw into a pipe, through ``printable`` on a
+    terminal (a blob must not reach it as escape sequences)."""
+    from private_files import write_private
+    from services.operations import open_artifact
+
+    content = open_artifact(_runtime(settings), args.artifact_id)
+    data = b"".join(content.chunks)
+    if args.output:
+        write_private(Path(args.output), data)
+        print(f"{printable(content.artifact['name'])}: {len(data)} bytes to {printable(args.output)}",
+              file=sys.stderr)
+    elif sys.stdout.isatty():
+        for line in data.decode("utf-8", "replace").splitlines():
+            print(printable(line))
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
 def _attrs(attrs: dict[str, Any]) -> str:
     return " ".join(f"{printable(k)}={printable(v)}" for k, v in attrs.items() if v is not None)
 
@@ -229,6 +264,13 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("trace_id")
     logs.add_argument("--file")
     logs.set_defaults(func=cmd_logs)
+    artifacts = sub.add_parser("artifacts", help="a task's artifacts (logs, diffs, reports, files)")
+    artifacts.add_argument("task_id")
+    artifacts.set_defaults(func=cmd_artifacts)
+    artifact = sub.add_parser("artifact", help="fetch one artifact's content")
+    artifact.add_argument("artifact_id")
+    artifact.add_argument("-o", "--output", help="write it to this file (else stdout)")
+    artifact.set_defaults(func=cmd_artifact)
     return root
 
 

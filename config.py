@@ -65,6 +65,9 @@ class Settings:
     retry_backoff_max_s: float = 300.0
     lease_s: float = 30.0
     shutdown_grace_s: float = 20.0
+    sandbox: str = "bwrap"
+    sandbox_root: Path = Path("/var/tmp/jct-sandbox")
+    checkout_roots: tuple[Path, ...] = ()
     # Observability (docs/observability.md): the multiprocess metrics directory of this process's
     # group, the worker pool's own /metrics port (none: the API's /metrics covers this host),
     # and whether an OTLP endpoint asks for spans.
@@ -235,6 +238,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_s=_positive_float(env, "JCT_RETRY_BACKOFF_S", 2.0),
         lease_s=_positive_float(env, "JCT_LEASE_S", 30.0),
         shutdown_grace_s=_positive_float(env, "JCT_SHUTDOWN_GRACE_S", 20.0),
+        sandbox=_sandbox(env),
+        sandbox_root=Path(env.get("JCT_SANDBOX_ROOT") or "/var/tmp/jct-sandbox").resolve(),
+        checkout_roots=_checkout_roots(env),
         metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
         worker_metrics_port=(_positive_int(env, "JCT_WORKER_METRICS_PORT", 1)
                              if env.get("JCT_WORKER_METRICS_PORT") else None),
@@ -258,6 +264,27 @@ def _secrets_dir(env: Mapping[str, str]) -> Path | None:
     if not path.is_dir():
         raise ConfigError(f"JCT_SECRETS_DIR={raw!r} is not a directory")
     return path
+
+
+def _sandbox(env: Mapping[str, str]) -> str:
+    """``bwrap`` unless ``none`` is asked for by name: a host without bubblewrap refuses
+    commands, it never falls back to running them unconfined."""
+    raw = (env.get("JCT_SANDBOX") or "bwrap").strip().lower()
+    if raw not in ("bwrap", "none"):
+        raise ConfigError(f"JCT_SANDBOX={raw!r} must be bwrap (the default) or none (commands run "
+                          "on the worker's host without isolation)")
+    return raw
+
+
+def _checkout_roots(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Directories whose repositories a ``checkout`` step may clone by local path."""
+    roots = []
+    for raw in filter(None, (env.get("JCT_CHECKOUT_ROOTS") or "").split(":")):
+        path = Path(raw).resolve()
+        if not path.is_dir():
+            raise ConfigError(f"JCT_CHECKOUT_ROOTS entry {raw!r} is not a directory")
+        roots.append(path)
+    return tuple(roots)
 
 
 def _queue(env: Mapping[str, str]) -> str:

@@ -168,9 +168,11 @@ class ActionTimeout(RetryableActionError):
 
 
 class TaskCancelled(JctError):
-    """The task was cancelled by an operator while the attempt ran."""
+    """The task was cancelled by an operator while the attempt ran. ``result``: what the step
+    produced until then (a command's output), recorded anyway."""
 
     code = "cancelled"
+    result: Any = None
 
 
 class AttemptInterrupted(JctError):
@@ -178,6 +180,7 @@ class AttemptInterrupted(JctError):
     (``worker_shutdown``) or no longer holds the attempt's lease (``lease_lost``)."""
 
     code = "interrupted"
+    result: Any = None  # as for TaskCancelled
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from actors.pool import EXIT_CRASH_LOOP
 from config import Settings, load_settings
 from logging_setup import configure_logging, log_event
 from migrations.runner import apply_migrations
@@ -132,6 +133,13 @@ class Supervisor:
         killed = code < 0
         quick = 0 if killed or lived >= STABLE_S else self.quick_deaths.get(name, 0) + 1
         self.quick_deaths[name] = quick
+        # The worker pool has already backed off and counted its processes' quick deaths: its
+        # own verdict of a crash loop is final, however long the pool itself lived.
+        if name == "worker" and code == EXIT_CRASH_LOOP:
+            log_event(logger, "child_exited", f"{name} exited with {code}: its worker processes "
+                      "kept dying as they started; stopping", level=logging.ERROR,
+                      child=name, code=code)
+            return False
         if quick >= MAX_QUICK_DEATHS:
             log_event(logger, "child_exited", f"{name} exited with {code} {quick} times in a row "
                       f"within {STABLE_S:.0f}s of starting; stopping", level=logging.ERROR,

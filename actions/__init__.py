@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from actions.base import Action
+from actions.checkout import CheckoutAction
+from actions.command import CommandAction
 from actions.echo import EchoAction
 from actions.fail import FailAction
 from actions.http import HttpAction
 from actions.sleep import SleepAction
 
 REGISTRY: dict[str, Action] = {
-    action.name: action for action in (EchoAction(), SleepAction(), FailAction(), HttpAction())
+    action.name: action for action in (EchoAction(), SleepAction(), FailAction(), HttpAction(),
+                                       CheckoutAction(), CommandAction())
 }
 
 

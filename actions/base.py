@@ -12,24 +12,52 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from actions.output_tail import OutputTail
+from actions.workspace import AttemptWorkspace
 from credentials import SecretSource
 from egress.policy import EgressPolicy
-from errors import ActionTimeout, stop_error
+from errors import ActionTimeout, PermanentActionError, stop_error
 from redaction import SecretRegistry
 from validation import SpecModel, field_invalid, first_error
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Output:
+    """A blob a step produced, stored as an artifact named ``step-<n>-<name>``."""
+
+    kind: str  # log | diff | report | file
+    name: str
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """How a process a step ran ended and what it used (recorded on its invocation row)."""
+
+    exit_code: int | None
+    signal: int | None
+    wall_s: float
+    cpu_s: float
+    max_rss_bytes: int
+
+
 @dataclass
 class ActionResult:
-    """What a step produced. ``report`` (if any) is stored as a ``report`` artifact."""
+    """What a step produced. ``report`` (if any) is stored as a ``report`` artifact, then every
+    one of ``outputs``; the one named ``primary`` (else the report) is the step's
+    ``result_artifact_id``."""
 
     output: dict[str, Any] = field(default_factory=dict)
     downstream_status: int | None = None
     report: bytes | None = None
     report_name: str = "report.json"
     report_content_type: str = "application/json"
+    outputs: list[Output] = field(default_factory=list)
+    primary: str | None = None
+    figures: RunFigures | None = None
 
 
 @dataclass
@@ -38,7 +66,10 @@ class ActionContext:
     cancel, worker shutdown, lost lease), where outgoing calls may go (``egress``; when it is
     not given, a policy built from ``allowed_hosts`` with no own endpoints), where secret
     references are resolved (``secrets``; by default nowhere, so a reference fails the step),
-    the registry whose values the log scrubber hides, and the response size cap."""
+    the registry whose values the log scrubber hides, and the response size cap. Steps that
+    run processes share the attempt's ``workspace`` and write what they print to
+    ``output_tail`` (the runner keeps it on the step's row while it runs); ``step`` is the
+    index of the running step."""
 
     deadline: float | None = None
     stop_reason: Callable[[], str | None] = lambda: None
@@ -48,12 +79,20 @@ class ActionContext:
     secrets: SecretSource = field(default_factory=SecretSource)
     secret_registry: SecretRegistry | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    workspace: AttemptWorkspace | None = None
+    output_tail: OutputTail = field(default_factory=OutputTail)
+    step: int = 0
 
     def egress_policy(self) -> EgressPolicy:
         return self.egress if self.egress is not None else EgressPolicy(allowed=self.allowed_hosts)
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def require_workspace(self) -> AttemptWorkspace:
+        if self.workspace is None:
+            raise PermanentActionError("this worker has no workspace for commands")
+        return self.workspace
 
     def check(self) -> None:
         """Raise at an interruptible point if the attempt must stop."""

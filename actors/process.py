@@ -20,6 +20,7 @@ from actors.process_task import declare_process_task
 from logging_setup import log_event
 from runtime import Runtime, build_runtime
 from services.rescue import reap_dead_holders
+from services.sandboxing import announce
 
 logger = logging.getLogger("jct.worker")
 
@@ -47,6 +48,7 @@ def serve() -> int:
     broker = prepare(rt)
     broker.emit_after("process_boot")
     _release_predecessors(rt)
+    announce(rt)  # the sandbox commands run in (or why not); dead processes' workspaces removed
     worker = Worker(broker, queues={rt.settings.queue}, worker_threads=rt.settings.worker_threads)
     worker.start()
     log_event(logger, "worker_ready", f"worker process ready: {rt.settings.worker_threads} "

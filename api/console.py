@@ -16,7 +16,16 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from flask.typing import ResponseReturnValue
 
 from api import access
-from api.console_format import ago, attrs_text, clock, filesize, format_ms, short_id, span_ms
+from api.console_format import (
+    ago,
+    attrs_text,
+    clock,
+    filesize,
+    format_ms,
+    seconds,
+    short_id,
+    span_ms,
+)
 from api.current import runtime
 from api.waterfall import task_waterfall, trace_waterfall
 from errors import JctError
@@ -63,7 +72,7 @@ def task_page(task_id: str) -> ResponseReturnValue:
     rt = runtime()
     task = operations.task_story(rt, task_id)
     return render_template("task.html", task=task, timeline=task_waterfall(task, rt.clock.now()),
-                           live=not TaskStatus(task["status"]).terminal)
+                           commands=command_runs(task), live=not TaskStatus(task["status"]).terminal)
 
 
 @bp.get("/ui/traces/<trace_id>")
@@ -84,8 +93,11 @@ def artifact_page(artifact_id: str) -> ResponseReturnValue:
     if _is_text(found["content_type"]):
         head, truncated = operations.open_blob(rt, found).head(PREVIEW_BYTES)
         text = head.decode("utf-8", "replace")
+    kind = found["kind"]
     return render_template("artifact.html", artifact=found, text=text, truncated=truncated,
-                           records=_log_records(text))
+                           records=_log_records(text) if kind not in ("diff", "report") else None,
+                           diff=diff_lines(text) if kind == "diff" else None,
+                           report=_report(text) if kind == "report" and not truncated else None)
 
 
 def error_page(exc: JctError, detail: Any) -> ResponseReturnValue:
@@ -107,7 +119,7 @@ def template_helpers() -> dict[str, Any]:
     """Formatting used by every console template (only this blueprint's pages get them)."""
     session = g.get("session")
     return {"short": short_id, "clock": clock, "ago": ago, "duration": format_ms,
-            "span_ms": span_ms, "filesize": filesize, "attrs_text": attrs_text,
+            "span_ms": span_ms, "filesize": filesize, "seconds": seconds, "attrs_text": attrs_text,
             "csrf_token": access.csrf_token, "signed_in": session.token if session else None,
             "can_act": g.get("role") != "read"}
 
@@ -141,6 +153,60 @@ def parse_search(raw: str) -> Search:
 
 
 # ── artifacts ──────────────────────────────────────────────────────────────────────────────
+
+
+# Steps that run processes: their rows carry exit codes, resource use and an output tail.
+PROCESS_ACTIONS = ("command", "checkout")
+
+
+def command_runs(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each run of a process step (per attempt), with the artifacts it left (``step-<n>-…`` of
+    its attempt), newest attempt first."""
+    attempts = {job["id"]: job["attempt"] for job in task["jobs"]}
+    runs = []
+    for inv in task["actions"]:
+        if inv["action_name"] not in PROCESS_ACTIONS and inv.get("exit_code") is None:
+            continue
+        prefix = f"step-{inv['step']}-"
+        runs.append({**inv, "attempt": attempts.get(inv["job_id"]), "artifacts": [
+            a for a in task["artifacts"]
+            if a["job_id"] == inv["job_id"] and a["name"].startswith(prefix)]})
+    return sorted(runs, key=lambda run: (-(run["attempt"] or 0), run["step"]))
+
+
+def diff_lines(text: str | None) -> list[tuple[str, str]] | None:
+    """A patch as (class, line) pairs: ``add``, ``del``, ``hunk``, ``file`` or ``ctx``."""
+    if text is None:
+        return None
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(("+++", "---", "diff --git", "index ", "new file", "deleted file")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        lines.append((kind, line))
+    return lines
+
+
+def _report(text: str | None) -> dict[str, Any] | None:
+    """A report as ``{"rows": [(key, value text)]}`` when it is a JSON object, else
+    ``{"json": pretty text}``; ``None`` when it is not JSON."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        return {"rows": [(str(key), item if isinstance(item, str) else json.dumps(item, indent=2))
+                         for key, item in value.items()]}
+    return {"json": json.dumps(value, indent=2)}
 
 
 def _is_text(content_type: str) -> bool:

@@ -77,3 +77,10 @@ def attrs_text(attrs: dict[str, Any] | None) -> list[tuple[str, str]]:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
         pairs.append((key, text))
     return pairs
+
+
+def seconds(value: float | None) -> str:
+    """``0.42 s``, ``12.3 s``; blank for none."""
+    if value is None:
+        return ""
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"

@@ -109,6 +109,7 @@ SINCE = SINCE_PATTERN.pattern
 TIME: Schema = {"type": "string", "format": "date-time"}
 TEXT: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
 
 
 def _json(schema: Schema, description: str) -> dict[str, Any]:
@@ -488,7 +489,12 @@ def _action_invocation() -> Schema:
         "action_name": TEXT, "inputs_hash": TEXT, "status": {"enum": ["running", "ok", "failed"]},
         "started_at": TIME, "completed_at": _nullable(TIME), "result_artifact_id": _nullable(UUID),
         "downstream_status": _nullable(INT), "error": _nullable(TEXT), "duration_ms": _nullable(INT),
-    }, description="One run of one step; `downstream_status` is the HTTP status an `http` step got.")
+        "exit_code": _nullable(INT), "signal": _nullable(INT), "wall_s": _nullable(NUMBER),
+        "cpu_s": _nullable(NUMBER), "max_rss_bytes": _nullable(INT),
+        "output_tail": _nullable(TEXT),
+    }, description="One run of one step; `downstream_status` is the HTTP status an `http` step "
+                   "got; a `command` step has its exit code (or the signal that ended it), "
+                   "resource use and the last lines of its output (kept current while it runs).")
 
 
 def _artifact() -> Schema:

@@ -1,5 +1,6 @@
 """Action invocation rows: one per step an attempt runs, with what went in (``inputs_hash``)
-and what came out (status, downstream status, result artifact).
+and what came out (status, downstream status, result artifact; for a command its exit code or
+signal, resource use and the tail of its output).
 
 A step that ends quickly is written once, with the attempt's end (``models.state_machine``:
 ``finish_attempt`` takes the attempt's ``Invocation`` records); a step still running after a
@@ -35,6 +36,12 @@ class Invocation:
     error: str | None = None
     downstream_status: int | None = None
     result_artifact_id: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    max_rss_bytes: int | None = None
+    output_tail: str | None = None
     written: bool = False  # its running row is in the table already
 
 
@@ -56,26 +63,43 @@ def write_running(db: Database, invocation: Invocation) -> None:
         "started_at": invocation.started_at})
 
 
+_UPDATE_TAIL = """
+UPDATE action_invocations SET output_tail = %(tail)s WHERE id = %(id)s AND status = 'running'
+"""
+
+
+def write_output_tail(db: Database, invocation_id: str, tail: str) -> None:
+    """The last lines of a running command's output, for the console's live tail."""
+    db.execute(_UPDATE_TAIL, {"id": invocation_id, "tail": tail})
+
+
 # The attempt's steps, inserted or completed, as one part of a larger statement: ``{guard}`` is
 # a CTE that has a row only when the attempt's end is being written.
 UPSERT_CTE = """
 invocations AS (
     INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash,
                                     status, started_at, completed_at, result_artifact_id,
-                                    downstream_status, error)
+                                    downstream_status, error, exit_code, signal, wall_s, cpu_s,
+                                    max_rss_bytes, output_tail)
     SELECT i.id, %(task_id)s, %(attempt_id)s, %(trace_id)s, i.step, i.action_name, i.inputs_hash,
            i.status, i.started_at, i.completed_at, i.result_artifact_id, i.downstream_status,
-           i.error
+           i.error, i.exit_code, i.signal, i.wall_s, i.cpu_s, i.max_rss_bytes, i.output_tail
       FROM unnest(%(inv_id)s::uuid[], %(inv_step)s::int[], %(inv_action)s::text[],
                   %(inv_hash)s::text[], %(inv_status)s::text[], %(inv_started)s::timestamptz[],
                   %(inv_completed)s::timestamptz[], %(inv_result)s::uuid[],
-                  %(inv_downstream)s::int[], %(inv_error)s::text[])
+                  %(inv_downstream)s::int[], %(inv_error)s::text[], %(inv_exit)s::int[],
+                  %(inv_signal)s::int[], %(inv_wall)s::float8[], %(inv_cpu)s::float8[],
+                  %(inv_rss)s::bigint[], %(inv_tail)s::text[])
            AS i(id, step, action_name, inputs_hash, status, started_at, completed_at,
-                result_artifact_id, downstream_status, error)
+                result_artifact_id, downstream_status, error, exit_code, signal, wall_s, cpu_s,
+                max_rss_bytes, output_tail)
      WHERE EXISTS (SELECT FROM {guard})
     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, completed_at = EXCLUDED.completed_at,
            result_artifact_id = EXCLUDED.result_artifact_id,
-           downstream_status = EXCLUDED.downstream_status, error = EXCLUDED.error)"""
+           downstream_status = EXCLUDED.downstream_status, error = EXCLUDED.error,
+           exit_code = EXCLUDED.exit_code, signal = EXCLUDED.signal, wall_s = EXCLUDED.wall_s,
+           cpu_s = EXCLUDED.cpu_s, max_rss_bytes = EXCLUDED.max_rss_bytes,
+           output_tail = EXCLUDED.output_tail)"""
 
 
 def upsert_params(invocations: list[Invocation]) -> dict[str, Any]:
@@ -88,4 +112,10 @@ def upsert_params(invocations: list[Invocation]) -> dict[str, Any]:
         "inv_completed": [i.completed_at for i in invocations],
         "inv_result": [i.result_artifact_id for i in invocations],
         "inv_downstream": [i.downstream_status for i in invocations],
-        "inv_error": [i.error for i in invocations]}
+        "inv_error": [i.error for i in invocations],
+        "inv_exit": [i.exit_code for i in invocations],
+        "inv_signal": [i.signal for i in invocations],
+        "inv_wall": [i.wall_s for i in invocations],
+        "inv_cpu": [i.cpu_s for i in invocations],
+        "inv_rss": [i.max_rss_bytes for i in invocations],
+        "inv_tail": [i.output_tail for i in invocations]}

@@ -104,6 +104,12 @@ class ActionInvocation(BaseModel):
     result_artifact_id = pw.UUIDField(null=True)
     downstream_status = pw.IntegerField(null=True)
     error = pw.TextField(null=True)
+    exit_code = pw.IntegerField(null=True)
+    signal = pw.IntegerField(null=True)
+    wall_s = pw.FloatField(null=True)
+    cpu_s = pw.FloatField(null=True)
+    max_rss_bytes = pw.BigIntegerField(null=True)
+    output_tail = pw.TextField(null=True)
 
     class Meta:
         table_name = "action_invocations"

@@ -274,14 +274,25 @@ def finish_attempt(db: Database, attempt: Attempt, *, error: str | None, retryab
             "error": error, "terminal": outcome.task.terminal, "requeue": requeue,
             "delay_s": retry_delay_s, **trail.params(left, [(outcome.event, attrs)])})
         assert row is not None  # the final SELECT always answers one row
-        run_after, settled, flag_now, still_running = row
+        run_after, settled, _, still_running = row
         if settled:
             return AttemptEnd(task_status=outcome.task, number=attempt.number,
                               run_after=run_after if requeue else None)
-        if not still_running or flag_now == flag:
+        # The statement's own reads see the rows as they were before it waited for the task's
+        # lock, so a cancel that committed during that wait is read again, in a new statement.
+        flag_now = _cancel_flag_if_held(db, attempt) if still_running else None
+        if flag_now is None or flag_now == flag:
             raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
-        flag = bool(flag_now)  # the operator's cancel came in between: decide again
+        flag = flag_now  # the operator's cancel came in between: decide again
     raise FenceLost(f"attempt {attempt.id} could not settle task {attempt.task_id}")
+
+
+def _cancel_flag_if_held(db: Database, attempt: Attempt) -> bool | None:
+    """The task's cancel flag now, while this attempt still holds the task; else ``None``."""
+    row = db.one("SELECT cancel_requested FROM tasks WHERE id = %(task_id)s"
+                 " AND status = 'running' AND current_job_id = %(attempt_id)s",
+                 {"task_id": attempt.task_id, "attempt_id": attempt.id})
+    return None if row is None else bool(row[0])
 
 
 # A task given back or rescued keeps its place in line (its run_after, already past): the next
@@ -292,27 +303,38 @@ WITH ended AS (
      WHERE id = %(attempt_id)s AND status = 'running'
     RETURNING id),
 requeued AS (
-    UPDATE tasks SET status = 'queued', current_job_id = NULL,
-           run_after = LEAST(run_after, now()), dispatched_at = NULL, updated_at = now()
+    UPDATE tasks SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+           current_job_id = NULL, run_after = LEAST(run_after, now()), dispatched_at = NULL,
+           finished_at = CASE WHEN cancel_requested THEN now() ELSE finished_at END,
+           error = CASE WHEN cancel_requested THEN 'cancelled by operator' ELSE error END,
+           updated_at = now()
      WHERE id = %(task_id)s AND current_job_id = %(attempt_id)s AND EXISTS (SELECT FROM ended)
-    RETURNING id),
+    RETURNING id, status),
+cancelled AS (
+    INSERT INTO task_events (task_id, trace_id, event, attrs)
+    SELECT id, %(trace_id)s, 'task_cancelled',
+           jsonb_build_object('job_id', %(attempt_id)s::text, 'interrupted_by', %(reason)s)
+      FROM requeued WHERE status = 'cancelled'),
 {trail}
-SELECT EXISTS (SELECT FROM ended)
+SELECT EXISTS (SELECT FROM ended), (SELECT status FROM requeued)
 """
 _GIVE_BACK = _GIVE_BACK.format(trail=trail.ctes("ended"))
 
 
 def give_back_attempt(db: Database, attempt: Attempt, reason: Event,
-                      left: trail.Trail = trail.NOTHING) -> None:
+                      left: trail.Trail = trail.NOTHING) -> TaskStatus:
     """This worker stops (shutdown) before the attempt ended: the attempt is ``lost`` with
     ``reason`` and the task goes back to ``queued`` for another worker, at once, with what the
-    attempt ``left``. Fenced."""
+    attempt ``left`` — unless an operator asked to cancel it meanwhile: then it is
+    ``cancelled`` (a queued task with the flag set would never be claimed). Returns the task's
+    new status. Fenced."""
     row = db.one(_GIVE_BACK, {
         "task_id": attempt.task_id, "attempt_id": attempt.id, "trace_id": attempt.trace_id,
         "reason": str(reason),
         **trail.params(left, [(reason, {"job_id": attempt.id, "attempt": attempt.number})])})
-    if not (row and row[0]):
+    if not (row and row[0] and row[1]):
         raise FenceLost(f"attempt {attempt.id} no longer holds task {attempt.task_id}")
+    return TaskStatus(row[1])
 
 
 _RECORD_TRAIL = """
@@ -355,6 +377,14 @@ UPDATE tasks SET status = %(status)s, current_job_id = NULL, updated_at = now(),
  WHERE id = %(task_id)s
 """
 
+# A step whose row said ``running`` when its attempt was taken away will never be completed by
+# its worker: it ends ``failed`` with the attempt's reason, so no row claims to run for ever.
+_END_STEPS = """
+UPDATE action_invocations SET status = 'failed', completed_at = now(),
+       error = %(error)s
+ WHERE job_id = %(attempt_id)s AND status = 'running'
+"""
+
 # Why an attempt was taken from its worker: the reason (attempt error and event attribute) and
 # how the task's error reads when it has no attempt left.
 LEASE_EXPIRED = ("worker_lost", "worker {worker} stopped renewing its lease")
@@ -385,6 +415,8 @@ def _rescue(db: Database, select: str, params: dict[str, Any],
                                       cancelled=cancel, lost=True)
             db.execute(_END_ATTEMPT, {"status": str(outcome.attempt), "error": reason,
                                       "attempt_id": attempt_id})
+            db.execute(_END_STEPS, {"attempt_id": attempt_id, "error": f"{reason}: the attempt "
+                                    "was taken from its worker while this step ran"})
             db.execute(_RESCUE_TASK, {"status": str(outcome.task), "task_id": task_id,
                                       "requeue": outcome.task is TaskStatus.QUEUED,
                                       "error": f"{reason}: {explanation.format(worker=worker)}"})

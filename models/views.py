@@ -26,7 +26,8 @@ ATTEMPT_COLUMNS = ("id, task_id, trace_id, attempt, status, worker, worker_host,
                    " worker_boot_id, lease_expires_at, heartbeat_at, error, created_at, updated_at,"
                    " started_at, finished_at")
 INVOCATION_COLUMNS = ("id, task_id, job_id, trace_id, step, action_name, inputs_hash, status,"
-                      " started_at, completed_at, result_artifact_id, downstream_status, error")
+                      " started_at, completed_at, result_artifact_id, downstream_status, error,"
+                      " exit_code, signal, wall_s, cpu_s, max_rss_bytes, output_tail")
 
 
 def _duration_ms(start: str | None, end: str | None) -> int | None:

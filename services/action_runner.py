@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actions import get_action
-from actions.base import ActionContext, ActionResult
+from actions.base import ActionContext, ActionResult, Output
 from errors import (
     ActionError,
     ActionTimeout,
@@ -28,6 +28,7 @@ from models.invocations import Invocation
 from models.state_machine import Attempt
 from runtime import Runtime
 from services.artifacts import store_or_spool
+from services.sandboxing import attempt_workspace
 from services.spec import inputs_hash
 from states import InvocationStatus
 
@@ -51,6 +52,7 @@ class ActionRunner:
     ``SLOW_STEP_S``, so the console shows it running."""
 
     SLOW_STEP_S = 0.5
+    TAIL_EVERY_S = 1.0  # how often a running step's output tail is written to its row
 
     def __init__(self, rt: Runtime, attempt: Attempt, *,
                  stop_reason: Callable[[], str | None]) -> None:
@@ -62,6 +64,7 @@ class ActionRunner:
         self.invocations: list[Invocation] = []
         self._current: tuple[Invocation, float] | None = None  # the running step, its start
         self._rows = threading.Lock()  # one writer of a step's row at a time
+        self._tail_written = (0, 0.0)  # the output tail's version on the row, and when
 
     def write_if_slow(self) -> None:
         """From the heartbeat thread: the running row of a step that is taking a while."""
@@ -69,13 +72,35 @@ class ActionRunner:
             if self._current is None:
                 return
             step, started = self._current
-            if step.written or time.monotonic() - started < self.SLOW_STEP_S:
+            now = time.monotonic()
+            if now - started < self.SLOW_STEP_S:
                 return
-            with self.rt.db.connection():
-                invocations.write_running(self.rt.db, step)
-            step.written = True
+            if not step.written:
+                with self.rt.db.connection():
+                    invocations.write_running(self.rt.db, step)
+                step.written = True
+            self._write_tail(step, now)
+
+    def _write_tail(self, step: Invocation, now: float) -> None:
+        """The running step's latest output lines, at most every ``TAIL_EVERY_S``."""
+        tail = self.ctx.output_tail
+        version, at = self._tail_written
+        if tail.version == version or now - at < self.TAIL_EVERY_S:
+            return
+        version = tail.version
+        with self.rt.db.connection():
+            invocations.write_output_tail(self.rt.db, step.id, tail.text())
+        self._tail_written = (version, now)
 
     def run(self) -> AttemptResult:
+        """The steps in order, in one workspace (made if a step needs it), removed after."""
+        self.ctx.workspace = attempt_workspace(self.rt)
+        try:
+            return self._run_steps()
+        finally:
+            self.ctx.workspace.close()
+
+    def _run_steps(self) -> AttemptResult:
         for index, step in enumerate(self.attempt.spec["steps"]):
             try:
                 self.ctx.check()  # a step boundary is an interruptible point
@@ -99,8 +124,11 @@ class ActionRunner:
         log_event(logger, "action_started", f"step {index}: {name}", step=index, action=name,
                   invocation_id=step.id)
         started = time.monotonic()
+        self.ctx.step = index
+        self.ctx.output_tail.clear()
         with self._rows:
             self._current = (step, started)
+            self._tail_written = (self.ctx.output_tail.version, 0.0)
         # A client span: what the action calls out to (an http request's traceparent, the
         # command's TRACEPARENT) names it as the parent.
         with self.rt.spans.span(f"jct action {name}", "client",
@@ -108,14 +136,15 @@ class ActionRunner:
             outcome, result = self._call(name, params, index)
             if outcome is not None and outcome.error is not None:
                 span.end(outcome.error)
-        report_id = self._store_report(index, result) if result is not None else None
+        result_id = self._store_outputs(index, result) if result is not None else None
         error = outcome.error if outcome else None
         with self._rows:
             self._current = None
             step.status = InvocationStatus.FAILED if error else InvocationStatus.OK
             step.completed_at = self.rt.clock.now()
-            step.error, step.result_artifact_id = error, report_id
+            step.error, step.result_artifact_id = error, result_id
             step.downstream_status = result.downstream_status if result else None
+            _record_figures(step, result, self.ctx.output_tail.text())
         self.rt.metrics.action_ended(name, "failed" if error else "ok", time.monotonic() - started)
         log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
                   level=logging.WARNING if error else logging.INFO, step=index, action=name,
@@ -131,14 +160,14 @@ class ActionRunner:
             if action is None:
                 raise PermanentActionError(f"unknown action {name!r}")
             return None, action.run(action.validate(params, f"steps[{index}].params"), self.ctx)
-        except TaskCancelled:
-            return AttemptResult(error="cancelled by operator", cancelled=True), None
+        except TaskCancelled as exc:
+            return AttemptResult(error="cancelled by operator", cancelled=True), _kept(exc)
         except AttemptInterrupted as exc:
             return AttemptResult(error=f"step {index} ({name}): {exc.reason}",
-                                 interrupted=exc.reason), None
+                                 interrupted=exc.reason), _kept(exc)
         except ActionError as exc:
             return (AttemptResult(error=f"step {index} ({name}): {exc}", retryable=exc.retryable),
-                    exc.result if isinstance(exc.result, ActionResult) else None)
+                    _kept(exc))
         except JctError as exc:
             return AttemptResult(error=f"step {index} ({name}): {exc}", retryable=False), None
         except Exception as exc:  # a bug in an action must fail the step, not kill the worker
@@ -146,9 +175,34 @@ class ActionRunner:
             return AttemptResult(error=f"step {index} ({name}): {type(exc).__name__}: {exc}",
                                  retryable=True), None
 
-    def _store_report(self, index: int, result: ActionResult) -> str | None:
-        if result.report is None:
-            return None
-        return store_or_spool(self.rt, self.attempt, kind="report",
-                              name=f"step-{index}-{result.report_name}", data=result.report,
-                              content_type=result.report_content_type)
+    def _store_outputs(self, index: int, result: ActionResult) -> str | None:
+        """Store the step's report and outputs as ``step-<index>-<name>``; returns the id of
+        its result artifact (``primary``, else the report)."""
+        outputs = list(result.outputs)
+        if result.report is not None:
+            outputs.insert(0, Output("report", result.report_name, result.report,
+                                     result.report_content_type))
+        primary = result.primary or (result.report_name if result.report is not None else None)
+        result_id = None
+        for output in outputs:
+            artifact_id = store_or_spool(self.rt, self.attempt, kind=output.kind,
+                                         name=f"step-{index}-{output.name}", data=output.data,
+                                         content_type=output.content_type)
+            if output.name == primary:
+                result_id = artifact_id
+        return result_id
+
+
+def _kept(exc: JctError) -> ActionResult | None:
+    """What a failed or stopped step produced before it ended, if it kept any."""
+    result = getattr(exc, "result", None)
+    return result if isinstance(result, ActionResult) else None
+
+
+def _record_figures(step: Invocation, result: ActionResult | None, tail: str) -> None:
+    figures = result.figures if result is not None else None
+    if figures is None:
+        return
+    step.exit_code, step.signal = figures.exit_code, figures.signal
+    step.wall_s, step.cpu_s, step.max_rss_bytes = figures.wall_s, figures.cpu_s, figures.max_rss_bytes
+    step.output_tail = tail

@@ -102,17 +102,23 @@ def _attempt(rt: Runtime, attempt: Attempt, *,
               woken_for=woken_for if woken_for != attempt.task_id else None)
     keeper = rt.once("lease_keeper", lambda: LeaseKeeper(rt))
     held = keeper.hold(attempt.id, attempt.task_id)
+    # Held until the end is written: the log PUT and the finish can wait on a slow S3 or ride
+    # out a database outage, and a lease that ran out meanwhile would get a finished attempt
+    # rescued and run again.
     try:
         runner = ActionRunner(rt, attempt, stop_reason=_stop_probe(rt, held))
         held.tick = runner.write_if_slow
-        result = runner.run()
+        try:
+            result = runner.run()
+        finally:
+            held.tick = lambda: None  # the steps are over: their rows go with the end
+        log_event(logger, "attempt_finished",
+                  f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
+                  attempt=attempt.number, error=result.error)
+        log = put_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
+        return _finish(rt, attempt, result, Trail(tuple(runner.invocations), log)), result
     finally:
         keeper.release(held)
-    log_event(logger, "attempt_finished",
-              f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
-              attempt=attempt.number, error=result.error)
-    log = put_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
-    return _finish(rt, attempt, result, Trail(tuple(runner.invocations), log)), result
 
 
 def _finish(rt: Runtime, attempt: Attempt, result: AttemptResult,
@@ -151,15 +157,19 @@ def _give_back(rt: Runtime, attempt: Attempt, reason: str, left: Trail) -> TaskS
         _fenced(rt, attempt, left, "lease", "lease lost while running; the rescuer owns the task")
         return None
     try:
-        within_lease("give back attempt", lambda: state_machine.give_back_attempt(
+        status = within_lease("give back attempt", lambda: state_machine.give_back_attempt(
             rt.db, attempt, Event(reason), left), lease_s=rt.settings.lease_s)
     except FenceLost as exc:
         _fenced(rt, attempt, left, "give-back", f"give-back refused: {exc}")
         return None
+    if status is TaskStatus.CANCELLED:
+        log_event(logger, str(Event.TASK_CANCELLED), f"attempt {attempt.number} interrupted by "
+                  f"{reason}; the task was cancelled meanwhile", level=logging.WARNING)
+        return status
     log_event(logger, reason, f"attempt {attempt.number} interrupted by {reason}; task requeued",
               level=logging.WARNING)
     dispatch(rt, attempt.task_id, attempt.trace_id)
-    return TaskStatus.QUEUED
+    return status
 
 
 def _fenced(rt: Runtime, attempt: Attempt, left: Trail, what: str, message: str) -> None:

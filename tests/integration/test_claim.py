@@ -12,6 +12,7 @@ from models.state_machine import FenceLost, NewTask
 from models.tasks import cancel_requested
 from runtime import Runtime
 from services.spec import validate_spec
+from states import Event
 
 TRACE = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736"
 
@@ -137,3 +138,66 @@ def test_claiming_a_named_task_waits_out_a_short_lock_instead_of_skipping(rt: Ru
         attempt = state_machine.claim_task(rt.db, "w1", 30, task_id)
     holder.join()
     assert attempt is not None and attempt.task_id == task_id
+
+
+def test_a_cancel_that_commits_while_the_finish_waits_for_the_lock_cancels_the_task(
+        rt: Runtime) -> None:
+    """The finish waits for the task's row lock while an operator's cancel holds it. Its own
+    reads saw the row from before that wait; it must read the flag again and settle the task
+    ``cancelled``, not mistake the change for a lost fence (which left the task ``running``
+    until its lease ran out)."""
+    (task_id,) = _tasks(rt, 1)
+    with rt.db.connection():
+        attempt = state_machine.claim_task(rt.db, "w1", 30, task_id)
+    assert attempt is not None
+    locked = threading.Event()
+    release = threading.Event()
+
+    def cancel_holding_the_lock() -> None:
+        with rt.db.connection(), rt.db.transaction():
+            rt.db.execute("UPDATE tasks SET cancel_requested = true WHERE id = %s", (task_id,))
+            locked.set()
+            release.wait(5)
+
+    canceller = threading.Thread(target=cancel_holding_the_lock)
+    canceller.start()
+    locked.wait(5)
+    threading.Timer(0.5, release.set).start()
+    with rt.db.connection():
+        end = state_machine.finish_attempt(rt.db, attempt, error="boom", retryable=True,
+                                           retry_delay_s=0)
+    canceller.join()
+    assert end.task_status == "cancelled"
+    with rt.db.connection():
+        row = rt.db.one("SELECT status, current_job_id FROM tasks WHERE id = %s", (task_id,))
+    assert row == ("cancelled", None)
+
+
+def test_a_give_back_of_a_task_whose_cancel_was_asked_cancels_it(rt: Runtime) -> None:
+    """A worker shutting down gives back an attempt whose task an operator asked to cancel
+    (the attempt had not seen the flag yet): the task ends ``cancelled`` with the event, never
+    ``queued`` with the flag set — no claim takes such a task, so it would wait for ever."""
+    (task_id,) = _tasks(rt, 1)
+    with rt.db.connection():
+        attempt = state_machine.claim_task(rt.db, "w1", 30, task_id)
+        assert attempt is not None
+        assert state_machine.cancel_task(rt.db, task_id, "ops") == "running"
+        status = state_machine.give_back_attempt(rt.db, attempt, Event.WORKER_SHUTDOWN)
+        row = rt.db.one("SELECT status, finished_at IS NOT NULL FROM tasks WHERE id = %s",
+                        (task_id,))
+        job = rt.db.one("SELECT status, error FROM jobs WHERE id = %s", (attempt.id,))
+    assert status == "cancelled" and row == ("cancelled", True)
+    assert job == ("lost", "worker_shutdown")
+    assert _events(rt, task_id)[-2:] == ["task_cancelled", "worker_shutdown"] or \
+        _events(rt, task_id)[-2:] == ["worker_shutdown", "task_cancelled"]
+
+
+def test_a_give_back_requeues_a_task_nobody_cancelled(rt: Runtime) -> None:
+    (task_id,) = _tasks(rt, 1)
+    with rt.db.connection():
+        attempt = state_machine.claim_task(rt.db, "w1", 30, task_id)
+        assert attempt is not None
+        assert state_machine.give_back_attempt(rt.db, attempt, Event.WORKER_SHUTDOWN) == "queued"
+        with pytest.raises(FenceLost):
+            state_machine.give_back_attempt(rt.db, attempt, Event.WORKER_SHUTDOWN)
+    assert "task_cancelled" not in _events(rt, task_id)

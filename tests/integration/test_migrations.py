@@ -18,7 +18,7 @@ def test_fresh_database_gets_every_table_with_an_indexed_trace_id(pg_admin_url: 
     url = create_database(pg_admin_url)
     assert apply_migrations(url) == ["0001_initial.sql", "0002_pending_artifacts.sql",
                                      "0003_dispatch_count.sql", "0004_artifact_upload_claim.sql",
-                                     "0005_attempt_holder.sql"]
+                                     "0005_attempt_holder.sql", "0006_command_results.sql"]
     with psycopg.connect(url) as conn:
         for table in TABLES:
             columns = {r[0] for r in conn.execute(
@@ -65,6 +65,6 @@ def test_concurrent_runners_apply_each_migration_once(pg_admin_url: str) -> None
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(len(r) for r in results) == [0, 0, 5]
+    assert sorted(len(r) for r in results) == [0, 0, 6]
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (6,)

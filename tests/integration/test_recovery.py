@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import tracing
 from holder import Holder, started_at
 from models import state_machine
+from models.invocations import Invocation, write_running
 from models.state_machine import Attempt, FenceLost, NewTask
 from models.views import get_task
 from runtime import Runtime
@@ -141,3 +143,20 @@ def test_a_reused_pid_does_not_keep_a_dead_holder_alive(rt: Runtime) -> None:
     attempt = _held_by(rt, impostor)
     assert reap_dead_holders(rt) == 1
     assert _task(rt, attempt.task_id)["status"] == "queued"
+
+
+def test_a_step_running_when_its_attempt_was_rescued_ends_failed_with_the_reason(
+        rt: Runtime) -> None:
+    """A slow step had its ``running`` row written; then its worker died. The rescue ends that
+    row too, so no step claims to be running for ever."""
+    attempt = _claimed(rt, max_attempts=2, lease_s=0.2)
+    step = Invocation(task_id=attempt.task_id, job_id=attempt.id, trace_id=attempt.trace_id,
+                      step=0, action_name="echo", inputs_hash="0" * 64,
+                      started_at=datetime.now(UTC))
+    with rt.db.connection():
+        write_running(rt.db, step)
+    time.sleep(0.4)
+    assert rescue_lost_attempts(rt) == 1
+    (action,) = _task(rt, attempt.task_id)["actions"]
+    assert action["status"] == "failed" and action["completed_at"] is not None
+    assert action["error"].startswith("worker_lost: the attempt was taken from its worker")

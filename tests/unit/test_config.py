@@ -18,6 +18,7 @@ def test_defaults_are_the_embedded_system(tmp_path: Path) -> None:
     assert settings.log_file == tmp_path / "logs" / "jct.jsonl"
     assert settings.s3_bucket == "jct-artifacts"
     assert settings.api_tokens == ()
+    assert settings.sandbox == "bwrap" and settings.checkout_roots == ()
 
 
 def test_amqp_url_selects_rabbitmq() -> None:
@@ -36,6 +37,8 @@ def test_amqp_url_selects_rabbitmq() -> None:
     ({"JCT_API_TOKENS": "ops:admin:secret"}, "JCT_API_TOKENS"),
     ({"JCT_API_TOKENS": "justatoken"}, "JCT_API_TOKENS"),
     ({"JCT_QUEUE": "a queue"}, "JCT_QUEUE"),
+    ({"JCT_SANDBOX": "off"}, "JCT_SANDBOX"),
+    ({"JCT_CHECKOUT_ROOTS": "/no/such/dir"}, "JCT_CHECKOUT_ROOTS"),
 ])
 def test_bad_value_fails_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:

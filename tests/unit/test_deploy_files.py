@@ -44,9 +44,10 @@ def test_compose_mounts_files_that_exist_and_scrapes_its_own_services() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which is missing"
-    targets = {target for job in _yaml(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]
-               for config in job["static_configs"] for target in config["targets"]}
-    assert targets == {"api:8000", "worker:9464"}
+    jobs = {job["job_name"]: job for job in _yaml(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]}
+    assert jobs["jct-api"]["static_configs"] == [{"targets": ["api:8000"]}]
+    (workers,) = jobs["jct-worker"]["dns_sd_configs"]  # every replica of the worker service
+    assert (workers["names"], workers["port"]) == (["worker"], 9464)
     assert services["api"]["environment"]["JCT_PORT"] == "8000"
     assert services["worker"]["environment"]["JCT_WORKER_METRICS_PORT"] == "9464"
     assert "9464" in services["worker"]["expose"]
