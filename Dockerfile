@@ -10,8 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+# requirements-otel.txt too: the image can send spans when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+COPY requirements.txt requirements-otel.txt ./
+RUN pip install -r requirements.txt -r requirements-otel.txt
 
 # The project itself: installs the top-level modules and packages (pyproject.toml) and the
 # `jct` command. The source stays in /app as well: gunicorn and `python -m dramatiq` put the

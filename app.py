@@ -6,6 +6,7 @@ console page for the console's routes)."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,6 +28,9 @@ logger = logging.getLogger("jct.api")
 # address); what it answers is no secret, so it is served whatever the Host.
 ANY_HOST_PATHS = ("/healthz",)
 WWW_AUTHENTICATE = 'Bearer realm="jct"'
+# Probes and scrapes every few seconds would bury the traces of work; their timings are in
+# jct_http_request_seconds.
+UNTRACED_PATHS = ("/healthz", "/metrics")
 
 
 def create_app(rt: Runtime | None = None) -> Flask:
@@ -37,6 +41,7 @@ def create_app(rt: Runtime | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = rt
+    rt.metrics, rt.spans  # noqa: B018 - series at zero and OTel's line at boot, not in a request
 
     for blueprint in (enqueue.bp, health.bp, tasks.bp, console.bp, login.bp, metrics.bp,
                       openapi.bp):
@@ -47,6 +52,7 @@ def create_app(rt: Runtime | None = None) -> Flask:
     app.before_request(_refuse_cross_origin_writes)
     app.before_request(access.authorize)
     app.after_request(_stamp_response)
+    app.after_request(_record_request)
     app.teardown_request(_unbind_trace)
     app.register_error_handler(JctError, _render_jct_error)
     app.register_error_handler(HTTPException, _render_http_error)
@@ -55,14 +61,21 @@ def create_app(rt: Runtime | None = None) -> Flask:
 
 
 def _bind_trace() -> None:
+    g.request_started = time.perf_counter()
     try:
-        trace_id = tracing.trace_id_from_headers(request.headers)
+        found = tracing.extract(request.headers)
         g.trace_error = None
     except InvalidTraceId as exc:
-        trace_id, g.trace_error = tracing.new_trace_id(), exc
+        found, g.trace_error = None, exc
+    trace_id = found.trace_id if found else tracing.new_trace_id()
     g.trace_id = trace_id
     g.trace_tokens = tracing.bind_values(trace_id=trace_id)
     request.environ["jct.trace_id"] = trace_id
+    if request.path not in UNTRACED_PATHS:
+        g.span = runtime().spans.start(
+            f"{request.method} {_route()}", "server",
+            parent_span_id=found.parent_span_id if found else None,
+            attributes={"http.request.method": request.method, "http.route": _route()})
     # No such route or method (404/405) answers first: a bad header on it is beside the point.
     if g.trace_error is not None and request.routing_exception is None:
         raise g.trace_error
@@ -106,7 +119,35 @@ def _stamp_response(response: Response) -> Response:
     return response
 
 
+# Methods outside these are one label value, so a client cannot mint series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _route() -> str:
+    """The matched route's template (bounded, unlike paths), or ``unmatched``."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def _record_request(response: Response) -> Response:
+    """``jct_http_request_seconds`` and the request span's status, for every answer (errors
+    rendered by the handlers below included)."""
+    started = g.get("request_started")
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    if started is not None:
+        runtime().metrics.http_request(_route(), method, response.status_code,
+                                       time.perf_counter() - started)
+    span = g.get("span")
+    if span is not None:
+        span.set({"http.response.status_code": response.status_code})
+        if response.status_code >= 500:
+            span.end(f"HTTP {response.status_code}")
+    return response
+
+
 def _unbind_trace(_exc: BaseException | None) -> None:
+    span = g.pop("span", None)
+    if span is not None:
+        span.end(_exc)
     tokens = g.pop("trace_tokens", None)
     if tokens:
         tracing.unbind(tokens)

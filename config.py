@@ -68,6 +68,12 @@ class Settings:
     sandbox: str = "bwrap"
     sandbox_root: Path = Path("/var/tmp/jct-sandbox")
     checkout_roots: tuple[Path, ...] = ()
+    # Observability (docs/observability.md): the multiprocess metrics directory of this process's
+    # group, the worker pool's own /metrics port (none: the API's /metrics covers this host),
+    # and whether an OTLP endpoint asks for spans.
+    metrics_dir: Path | None = None
+    worker_metrics_port: int | None = None
+    otel_enabled: bool = False
 
     @property
     def broker_kind(self) -> str:
@@ -235,6 +241,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox=_sandbox(env),
         sandbox_root=Path(env.get("JCT_SANDBOX_ROOT") or "/var/tmp/jct-sandbox").resolve(),
         checkout_roots=_checkout_roots(env),
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+        worker_metrics_port=(_positive_int(env, "JCT_WORKER_METRICS_PORT", 1)
+                             if env.get("JCT_WORKER_METRICS_PORT") else None),
+        otel_enabled=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                          or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
     )
 
 

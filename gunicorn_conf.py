@@ -17,6 +17,7 @@ from config import load_settings
 from errors import ConfigError
 from gunicorn_worker import head_deadline_worker
 from logging_setup import configure_logging
+from observability import multiprocess
 from private_files import PRIVATE_UMASK
 
 try:
@@ -26,6 +27,9 @@ except ConfigError as exc:  # one line naming the variable, not a traceback
     sys.exit(2)
 
 os.umask(PRIVATE_UMASK)  # before the workers fork: logs and spool under JCT_HOME stay private
+# Before any worker imports prometheus_client: the workers share one multiprocess directory
+# (the supervisor's under jct up; else this gunicorn's own, emptied now).
+_metrics_dir = multiprocess.join_or_start(os.environ, _settings.home, "api")
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.api_workers
@@ -68,3 +72,8 @@ class JctGunicornLogger(Logger):
 
 
 logger_class = JctGunicornLogger
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A gunicorn worker exited: its live gauges go, its counters stay in the sum."""
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)

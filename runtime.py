@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker import TaskBroker
 from clock import Clock
@@ -26,8 +26,13 @@ from errors import ConfigError
 from holder import Holder, this_process
 from logging_setup import AttemptLogCollector, configure_logging
 from models.db import Database
+from observability.spans import Spans
 from redaction import SecretRegistry
 from storage.s3 import ArtifactStore
+
+if TYPE_CHECKING:  # prometheus_client is imported on first use, after the entry point has
+    # named the multiprocess directory (observability.multiprocess)
+    from observability.metrics import Metrics
 
 T = TypeVar("T")
 
@@ -49,7 +54,7 @@ class Shutdown:
 class Runtime:
     def __init__(self, settings: Settings, *, component: str, clock: Clock | None = None,
                  attempt_logs: AttemptLogCollector | None = None,
-                 secret_registry: SecretRegistry | None = None) -> None:
+                 secret_registry: SecretRegistry | None = None, spans: Spans | None = None) -> None:
         self.settings = settings
         self.component = component
         self.clock = clock or Clock()
@@ -63,6 +68,8 @@ class Runtime:
         self._broker: TaskBroker | None = None
         self._store: ArtifactStore | None = None
         self._holder: Holder | None = None
+        self._metrics: Metrics | None = None
+        self._spans = spans
         self._parts: dict[str, Any] = {}
         self._guard = threading.Lock()
 
@@ -92,6 +99,31 @@ class Runtime:
                 self._store = ArtifactStore(self.settings)
             return self._store
 
+    @property
+    def metrics(self) -> Metrics:
+        """This process's counters and histograms (``observability.metrics``)."""
+        if self._metrics is not None:  # every task reads it: no lock once built
+            return self._metrics
+        with self._guard:
+            if self._metrics is None:
+                from observability.metrics import Metrics
+
+                self._metrics = Metrics()
+            return self._metrics
+
+    @property
+    def spans(self) -> Spans:
+        """OpenTelemetry spans, on when an OTLP endpoint is configured (``observability.otel``)."""
+        spans = self._spans
+        if spans is not None:
+            return spans
+        with self._guard:
+            if self._spans is None:
+                from observability.otel import build_spans
+
+                self._spans = build_spans(self.component, enabled=self.settings.otel_enabled)
+            return self._spans
+
     def once(self, name: str, build: Callable[[], T]) -> T:
         """A part of this runtime that the layers above build on first use (the worker's lease
         keeper): one per runtime, closed with it if it has a ``close``."""
@@ -118,6 +150,7 @@ class Runtime:
         with self._guard:
             broker, db, store = self._broker, self._db, self._store
             self._broker, self._db, self._store = None, None, None
+            spans, self._spans = self._spans, None
             parts, self._parts = list(self._parts.values()), {}
         for part in parts:
             if hasattr(part, "close"):
@@ -128,6 +161,8 @@ class Runtime:
             db.close()
         if store is not None:
             store.close()
+        if spans is not None:
+            spans.close()
 
 
 def build_runtime(component: str, settings: Settings | None = None, *,

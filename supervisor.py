@@ -19,6 +19,7 @@ from actors.pool import EXIT_CRASH_LOOP
 from config import Settings, load_settings
 from logging_setup import configure_logging, log_event
 from migrations.runner import apply_migrations
+from observability import multiprocess
 from private_files import private_home, restrict_umask, write_private
 from redaction import redact_url
 from runtime import Runtime
@@ -63,6 +64,8 @@ class Supervisor:
             self.env.update(JCT_S3_ENDPOINT=s3.endpoint, JCT_S3_ACCESS_KEY=s3.access_key,
                             JCT_S3_SECRET_KEY=s3.secret_key)
         self.env["JCT_HOME"] = str(home)
+        # One metrics directory for the API and the workers of this system, emptied as it starts.
+        multiprocess.start_fresh(self.env, multiprocess.group_dir(home, "up"))
         settings = load_settings(self.env)
         assert settings.database_url is not None
         apply_migrations(settings.database_url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -21,8 +22,12 @@ from errors import InvalidTraceId
 trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
 task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
 job_id_var: ContextVar[str | None] = ContextVar("job_id", default=None)
+# The caller's span as the message's ``traceparent`` named it: the attempt's span is its child.
+# Not a log field, so not in ``_VARS``.
+remote_parent_var: ContextVar[str | None] = ContextVar("remote_parent", default=None)
 
 _VARS = {"trace_id": trace_id_var, "task_id": task_id_var, "job_id": job_id_var}
+_BINDABLE = {**_VARS, "remote_parent": remote_parent_var}
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
@@ -107,12 +112,34 @@ class TraceContext:
 def inject(carrier: MutableMapping[str, str], fmt: CarrierFormat = HEADERS, *,
            trace_id: str | None = None, span_id: str | None = None) -> None:
     """Write the trace into ``carrier``: the given trace (else the bound one; with neither,
-    nothing is written) and a ``traceparent`` with ``span_id`` or a new span id."""
+    nothing is written) and a ``traceparent`` naming ``span_id``, else the active
+    OpenTelemetry span of that trace (the dispatch, the action), else a new span id."""
     trace_id = trace_id or trace_id_var.get()
     if trace_id is None:
         return
     carrier[fmt.trace_key] = trace_id
-    carrier[fmt.parent_key] = format_traceparent(trace_id, span_id)
+    carrier[fmt.parent_key] = format_traceparent(trace_id, span_id or active_span_id(trace_id))
+
+
+def active_span_id(trace_id: str) -> str | None:
+    """The active OpenTelemetry span's id when that span belongs to ``trace_id``."""
+    # OpenTelemetry is optional (requirements-otel.txt) and imported only when spans are on
+    # (observability.otel): not imported, no span can be active, and no process pays for it.
+    otel_trace = sys.modules.get("opentelemetry.trace")
+    if otel_trace is None:
+        return None
+    active = otel_trace.get_current_span().get_span_context()
+    if not active.is_valid or active.trace_id != uuid.UUID(trace_id).int:
+        return None
+    return f"{active.span_id:016x}"
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` for a call made now (the command action's ``TRACEPARENT``): the
+    bound trace and the active span (a new span id when OpenTelemetry is off); ``None`` when no
+    trace is bound."""
+    trace_id = trace_id_var.get()
+    return format_traceparent(trace_id, active_span_id(trace_id)) if trace_id else None
 
 
 def extract(carrier: Carrier | Mapping[str, str], fmt: CarrierFormat = HEADERS) -> TraceContext | None:
@@ -144,7 +171,7 @@ def current() -> dict[str, str]:
 
 def bind_values(**values: str | None) -> list[tuple[ContextVar[str | None], Token[str | None]]]:
     """Bind fields; returns tokens for ``unbind``. Unknown names are a programming error."""
-    return [(_VARS[name], _VARS[name].set(value)) for name, value in values.items()]
+    return [(_BINDABLE[name], _BINDABLE[name].set(value)) for name, value in values.items()]
 
 
 def unbind(tokens: list[tuple[ContextVar[str | None], Token[str | None]]]) -> None:

@@ -34,8 +34,11 @@ class TraceMiddleware(Middleware):
             found = tracing.extract(options, tracing.MESSAGE)
             trace_id, problem = (found.trace_id if found else None), None
         except InvalidTraceId as exc:
-            trace_id, problem = None, exc
-        self._tokens.value = tracing.bind_values(trace_id=trace_id, task_id=task_id)
+            found, trace_id, problem = None, None, exc
+        # The sender's span (the dispatch) becomes the parent of the attempt's span.
+        self._tokens.value = tracing.bind_values(
+            trace_id=trace_id, task_id=task_id,
+            remote_parent=found.parent_span_id if found else None)
         if problem is not None:
             log_event(logger, "invalid_trace_id", f"message {message.message_id}: {problem}",
                       level=logging.WARNING, message_id=message.message_id)

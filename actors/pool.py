@@ -25,10 +25,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from config import Settings, load_settings
 from errors import ConfigError
 from logging_setup import configure_logging, log_event
+from observability import multiprocess
 from private_files import restrict_umask
 
 logger = logging.getLogger("jct.worker_pool")
@@ -46,17 +48,21 @@ class Slot:
     started: float = 0.0
     quick_deaths: int = 0
     due: float = 0.0  # when to start it again (backoff after a quick death)
+    kind: str = "worker"  # or "metrics": the pool's /metrics (actors.metrics_server)
 
 
 @dataclass
 class Pool:
     settings: Settings
     processes: int
+    metrics_dir: Path | None = None
     slots: list[Slot] = field(default_factory=list)
     stopping: bool = False
 
     def run(self) -> int:
         self.slots = [Slot(i) for i in range(self.processes)]
+        if self.settings.worker_metrics_port and self.metrics_dir is not None:
+            self.slots.append(Slot(self.processes, kind="metrics"))
         for slot in self.slots:
             self._spawn(slot)
         log_event(logger, "worker_pool_started", f"{self.processes} worker process(es) × "
@@ -91,7 +97,7 @@ class Pool:
     def _spawn(self, slot: Slot) -> None:
         pid = os.fork()
         if pid == 0:  # the child: never returns into the pool's code
-            os._exit(_child())
+            os._exit(_child() if slot.kind == "worker" else self._metrics_child())
         slot.pid, slot.started, slot.due = pid, time.monotonic(), 0.0
 
     def _reap_exited(self) -> int | None:
@@ -103,6 +109,7 @@ class Pool:
                 return None
             if pid == 0:
                 return None
+            multiprocess.mark_process_dead(pid, self.metrics_dir)
             slot = next((s for s in self.slots if s.pid == pid), None)
             if slot is not None and not self.stopping and not self._exited(slot, status):
                 return EXIT_CRASH_LOOP
@@ -125,6 +132,20 @@ class Pool:
                   f"{lived:.1f}s; starting another{f' in {delay:.1f}s' if delay else ''}",
                   level=logging.WARNING, code=code, lived_s=round(lived, 1))
         return True
+
+    def _metrics_child(self) -> int:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        from actors.metrics_server import serve_metrics
+
+        assert self.metrics_dir is not None
+        try:
+            return serve_metrics(self.settings, self.metrics_dir)
+        except Exception:
+            logger.exception("worker metrics endpoint failed", extra={"event": "worker_failed"})
+            return 1
 
     def _start_due(self) -> None:
         now = time.monotonic()
@@ -173,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     restrict_umask()  # the log file and the spool under JCT_HOME are created owner-only
     configure_logging("worker", settings.log_file)
+    # Before prometheus_client is imported anywhere: the worker processes share a directory
+    # (the supervisor's under jct up, else this pool's own, emptied now).
+    metrics_dir = multiprocess.join_or_start(os.environ, settings.home, "worker")
     # Import what every child needs once, here, so that each fork starts warm.
     import actors.process  # noqa: F401
 
-    pool = Pool(settings, args.processes or settings.workers)
+    pool = Pool(settings, args.processes or settings.workers, metrics_dir)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: setattr(pool, "stopping", True))
     code = pool.run()

@@ -1,18 +1,27 @@
-"""``GET /metrics``: the system's state in the Prometheus text exposition format (0.0.4).
+"""``GET /metrics``: Prometheus text (format 0.0.4).
 
-Everything here is read from PostgreSQL at scrape time. There are deliberately no in-process
-request counters: gunicorn runs several worker processes and a scrape reaches only one of them,
-so per-process counters would jump between scrapes; request rates belong to the access log or
-the proxy in front.
+Two parts. The processes' counters and histograms (tasks enqueued and finished, attempts,
+queue wait, run and action times, HTTP requests, dispatch, S3, rescues) as every process of
+this host's group recorded them: ``prometheus_client``'s multiprocess files, added up at scrape
+time (``observability.multiprocess``). Under ``jct up`` that is the API and the workers; a
+worker pool on a host of its own serves its own (``JCT_WORKER_METRICS_PORT``). Then the
+database's gauges, read at scrape time in one cheap round trip (``models.metrics``): they are
+the same whichever API process answers, so only the API serves them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from api.current import runtime
+from observability.multiprocess import exposition, process_values
+from runtime import Runtime
 from services import operations
-from services.operations import QueueHealth
 
 bp = Blueprint("metrics", __name__)
 
@@ -22,36 +31,32 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @bp.get("/metrics")
 def metrics() -> Response:
     rt = runtime()
-    counts = operations.status_counts(rt)
-    health = operations.queue_health(rt)
-    text = "".join((_task_counts(counts), _queue_health(health)))
-    return Response(text, content_type=CONTENT_TYPE)
+    database = CollectorRegistry(auto_describe=False)
+    database.register(DatabaseGauges(rt))
+    body = exposition(process_values(rt.settings.metrics_dir, rt.metrics.registry), database)
+    return Response(body, content_type=CONTENT_TYPE)
 
 
-def _family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> str:
-    """One metric family: its HELP and TYPE lines, then ``name{labels} value`` per sample."""
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{labels} {_number(value)}" for labels, value in samples]
-    return "\n".join(lines) + "\n"
+class DatabaseGauges(Collector):
+    """The queue's state as the database has it, read when scraped."""
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _task_counts(counts: dict[str, int]) -> str:
-    samples = [(f'{{status="{status}"}}', float(count)) for status, count in counts.items()]
-    return _family("jct_tasks", "gauge", "Tasks in the database by status.", samples)
-
-
-def _queue_health(health: QueueHealth) -> str:
-    return "".join((
-        _family("jct_oldest_queued_task_age_seconds", "gauge",
-                "How long the oldest queued task that is due has waited (0 when none).",
-                [("", health.oldest_due_queued_age_s)]),
-        _family("jct_running_jobs", "gauge", "Attempts running now.",
-                [("", float(health.running_jobs))]),
-        _family("jct_expired_leases", "gauge",
-                "Running attempts whose lease ran out (their worker stopped heartbeating).",
-                [("", float(health.expired_leases))]),
-    ))
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        health = operations.queue_health(self.rt)
+        tasks = GaugeMetricFamily("jct_tasks", "Tasks waiting (queued) and running now. Final "
+                                  "statuses are counted by jct_tasks_finished_total.",
+                                  labels=["status"])
+        tasks.add_metric(["queued"], health.queued_tasks)
+        tasks.add_metric(["running"], health.running_tasks)
+        yield tasks
+        yield GaugeMetricFamily("jct_oldest_queued_task_age_seconds", "How long the oldest "
+                                "queued task that is due has waited (0 when none).",
+                                value=health.oldest_due_queued_age_s)
+        yield GaugeMetricFamily("jct_running_jobs", "Attempts running now.",
+                                value=health.running_jobs)
+        yield GaugeMetricFamily("jct_expired_leases", "Running attempts whose lease ran out "
+                                "(their worker stopped heartbeating).", value=health.expired_leases)
+        yield GaugeMetricFamily("jct_pending_uploads", "Blobs S3 refused, kept in a spool until "
+                                "the uploader stores them.", value=health.pending_uploads)

@@ -341,12 +341,16 @@ def _get_artifact_content() -> dict[str, Any]:
 
 
 def _metrics() -> dict[str, Any]:
-    text = {"description": "Prometheus text exposition format 0.0.4: `jct_tasks{status}`, "
-                           "`jct_oldest_queued_task_age_seconds`, `jct_running_jobs`, "
-                           "`jct_expired_leases`.",
+    text = {"description": "Prometheus text exposition format 0.0.4: the API's and workers' "
+                           "counters and histograms (`jct_tasks_enqueued_total`, "
+                           "`jct_attempts_total{outcome}`, `jct_task_queue_wait_seconds`, …) "
+                           "and the database's gauges (`jct_tasks{status}` for queued and "
+                           "running, `jct_oldest_queued_task_age_seconds`, `jct_running_jobs`, "
+                           "`jct_expired_leases`, `jct_pending_uploads`). docs/observability.md "
+                           "lists them.",
             "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return _operation("metrics", "operations", "Metrics for Prometheus, read from the database.",
-                      {"200": text})
+    return _operation("metrics", "operations", "Metrics for Prometheus: the processes' figures "
+                      "and the database's gauges.", {"200": text})
 
 
 def _openapi() -> dict[str, Any]:

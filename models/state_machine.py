@@ -54,6 +54,7 @@ class Attempt:
     max_attempts: int
     spec: dict[str, Any]
     timeout_s: float | None
+    queue_wait_s: float = 0.0  # from when the task was due (run_after) to this claim
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = %
                 AND (%(task_id)s::uuid IS NULL OR id = %(task_id)s::uuid)
               ORDER BY priority DESC, run_after
               LIMIT 1 FOR NO KEY UPDATE {wait})
-RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
+RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s,
+          GREATEST(0, EXTRACT(EPOCH FROM now() - run_after))::float8 AS waited_s
 """
 # The claim, the attempt row and its event in ONE statement (one round trip, its own commit):
 # the attempt row and the event are written only if a task was claimed.
@@ -171,7 +173,7 @@ event AS (
            jsonb_build_object('job_id', %(attempt_id)s::text, 'attempt', attempts,
                               'worker', %(worker)s::text)
       FROM claimed)
-SELECT id, trace_id, attempts, max_attempts, spec, timeout_s FROM claimed
+SELECT id, trace_id, attempts, max_attempts, spec, timeout_s, waited_s FROM claimed
 """
 # Claiming the next task skips rows other workers hold. Claiming a named task (a delivered
 # message) waits for short-lived locks instead (the API marking it dispatched, an operator's
@@ -203,9 +205,10 @@ def claim_task(db: Database, worker: str | Holder, lease_s: float,
             row = db.one(_CLAIM_NAMED, params)
     if row is None:
         return None
-    claimed_id, trace_id, number, max_attempts, spec, timeout_s = row
+    claimed_id, trace_id, number, max_attempts, spec, timeout_s, waited_s = row
     return Attempt(id=str(params["attempt_id"]), task_id=str(claimed_id), trace_id=str(trace_id),
-                   number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s)
+                   number=number, max_attempts=max_attempts, spec=spec, timeout_s=timeout_s,
+                   queue_wait_s=float(waited_s))
 
 
 # ── an attempt ends ────────────────────────────────────────────────────────────────────────

@@ -129,7 +129,13 @@ class ActionRunner:
         with self._rows:
             self._current = (step, started)
             self._tail_written = (self.ctx.output_tail.version, 0.0)
-        outcome, result = self._call(name, params, index)
+        # A client span: what the action calls out to (an http request's traceparent, the
+        # command's TRACEPARENT) names it as the parent.
+        with self.rt.spans.span(f"jct action {name}", "client",
+                                attributes={"jct.action": name, "jct.step": index}) as span:
+            outcome, result = self._call(name, params, index)
+            if outcome is not None and outcome.error is not None:
+                span.end(outcome.error)
         result_id = self._store_outputs(index, result) if result is not None else None
         error = outcome.error if outcome else None
         with self._rows:
@@ -139,6 +145,7 @@ class ActionRunner:
             step.error, step.result_artifact_id = error, result_id
             step.downstream_status = result.downstream_status if result else None
             _record_figures(step, result, self.ctx.output_tail.text())
+        self.rt.metrics.action_ended(name, "failed" if error else "ok", time.monotonic() - started)
         log_event(logger, "action_finished", f"step {index}: {name} {'failed' if error else 'ok'}",
                   level=logging.WARNING if error else logging.INFO, step=index, action=name,
                   status="failed" if error else "ok", error=error,

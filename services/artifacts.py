@@ -48,6 +48,7 @@ def store_blob(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data: byt
     row = _blob_row(attempt, kind=kind, name=name, uri=put.uri, data=data, content_type=content_type)
     artifact_id = within_lease(f"reference {name}", lambda: rows.insert_artifact(rt.db, row),
                                lease_s=rt.settings.lease_s)
+    rt.metrics.upload(kind, "stored")
     log_event(logger, str(Event.ARTIFACT_STORED), f"{kind} {name} stored at {put.uri}",
               artifact_id=artifact_id, kind=kind, uri=put.uri, size=put.size)
     return artifact_id
@@ -72,6 +73,7 @@ def store_or_spool(rt: Runtime, attempt: Attempt, *, kind: str, name: str, data:
             f"reference pending {name}",
             lambda: rows.insert_artifact(rt.db, row, pending_path=str(path)),
             lease_s=rt.settings.lease_s)
+        rt.metrics.upload(kind, "spooled")
         log_event(logger, str(Event.ARTIFACT_PENDING),
                   f"{kind} {name} not uploaded ({exc}); kept at {path}, will upload when S3 answers",
                   level=logging.WARNING, artifact_id=artifact_id, pending_path=str(path))
@@ -91,12 +93,14 @@ def put_attempt_log(rt: Runtime, attempt: Attempt, lines: list[str]) -> LogBlob:
         path = _spool(rt, key, data)
         row = _blob_row(attempt, kind="log", name=name, uri=f"s3://{rt.settings.s3_bucket}/{key}",
                         data=data, content_type=content_type)
+        rt.metrics.upload("log", "spooled")
         log_event(logger, str(Event.ARTIFACT_PENDING), f"log {name} not uploaded ({exc}); kept "
                   f"at {path}, will upload when S3 answers", level=logging.WARNING,
                   pending_path=str(path))
         return LogBlob(row, pending_path=str(path))
     blob = LogBlob(_blob_row(attempt, kind="log", name=name, uri=put.uri, data=data,
                              content_type=content_type))
+    rt.metrics.upload("log", "stored")
     log_event(logger, str(Event.ARTIFACT_STORED), f"log {name} stored at {put.uri}",
               artifact_id=blob.id, kind="log", uri=put.uri, size=put.size)
     return blob
@@ -129,6 +133,7 @@ def upload_pending(rt: Runtime, limit: int = 20) -> int:
                          metadata=_metadata(pending.trace_id, pending.task_id, pending.job_id,
                                             pending.kind))
         except StorageError:
+            rt.metrics.upload(pending.kind, "late_failed")
             # Still down: give the rest back for the next pass.
             with rt.db.connection():
                 rows.release_pending_artifacts(rt.db, [p.artifact_id for p in taken[index:]])
@@ -137,6 +142,7 @@ def upload_pending(rt: Runtime, limit: int = 20) -> int:
             rows.mark_artifact_stored(rt.db, pending)
         path.unlink(missing_ok=True)  # only once the row says "stored"
         stored += 1
+        rt.metrics.upload(pending.kind, "late_stored")
         log_event(logger, str(Event.ARTIFACT_STORED), f"pending {pending.kind} uploaded to {pending.uri}",
                   trace_id=pending.trace_id, task_id=pending.task_id,
                   artifact_id=pending.artifact_id, late=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import tracing
@@ -66,6 +67,34 @@ def _check_trace(attempt: Attempt, said: str | None) -> None:
 
 
 def _run_attempt(rt: Runtime, attempt: Attempt, *, woken_for: str) -> TaskStatus | None:
+    """The attempt under its consumer span, a child of the dispatch whose message woke it (when
+    the message was for this task), and its figures recorded."""
+    rt.metrics.claimed(attempt.queue_wait_s)
+    parent = tracing.remote_parent_var.get() if attempt.task_id == woken_for else None
+    started = time.monotonic()
+    with rt.spans.span("jct attempt", "consumer", parent_span_id=parent, attributes={
+            "jct.task_id": attempt.task_id, "jct.job_id": attempt.id,
+            "jct.attempt": attempt.number}) as span:
+        status, result = _attempt(rt, attempt, woken_for=woken_for)
+        outcome = attempt_outcome(result, status)
+        span.set({"jct.outcome": outcome})
+        if result.error is not None:
+            span.end(result.error)
+    rt.metrics.attempt_ended(outcome, time.monotonic() - started, status)
+    return status
+
+
+def attempt_outcome(result: AttemptResult, status: TaskStatus | None) -> str:
+    """How an attempt ended, for ``jct_attempts_total{outcome}``."""
+    if status is None:
+        return "fenced"
+    if result.interrupted:
+        return "given_back"
+    return "retry" if status is TaskStatus.QUEUED else str(status)
+
+
+def _attempt(rt: Runtime, attempt: Attempt, *,
+             woken_for: str) -> tuple[TaskStatus | None, AttemptResult]:
     rt.attempt_logs.start(attempt.id)
     # A wake-up runs the first task in line, which may be another than the one it was sent for.
     log_event(logger, str(Event.TASK_CLAIMED), f"attempt {attempt.number}/{attempt.max_attempts} "
@@ -87,7 +116,7 @@ def _run_attempt(rt: Runtime, attempt: Attempt, *, woken_for: str) -> TaskStatus
                   f"attempt {attempt.number} {'ok' if result.error is None else 'failed'}",
                   attempt=attempt.number, error=result.error)
         log = put_attempt_log(rt, attempt, rt.attempt_logs.take(attempt.id))
-        return _finish(rt, attempt, result, Trail(tuple(runner.invocations), log))
+        return _finish(rt, attempt, result, Trail(tuple(runner.invocations), log)), result
     finally:
         keeper.release(held)
 

@@ -102,14 +102,19 @@ def _send(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,
           delay_s: float = 0.0) -> str | None:
     """The message id, or ``None`` after recording ``dispatch_failed`` (the row stays queued)."""
     try:
-        message_id = rt.broker.send_task(task_id, trace_id, delay_s=delay_s)
+        # The message's traceparent names this span: the attempt it wakes is its child.
+        with rt.spans.span("jct dispatch", "producer", attributes={
+                "messaging.system": rt.broker.name, "jct.task_id": task_id, "jct.resent": resent}):
+            message_id = rt.broker.send_task(task_id, trace_id, delay_s=delay_s)
     except DispatchError as exc:
+        rt.metrics.dispatched("failed")
         error = str(exc)
         best_effort("record_dispatch_failed", lambda: bookkeeping.record_dispatch_failed(
             rt.db, task_id, trace_id, error), **_UNRECORDED)
         log_event(logger, str(Event.DISPATCH_FAILED),
                   f"task {task_id} not sent, will be re-sent: {exc}", level=logging.WARNING)
         return None
+    rt.metrics.dispatched("resent" if resent else "sent")
     log_event(logger, str(Event.TASK_REDISPATCHED if resent else Event.TASK_DISPATCHED),
               f"task {task_id} sent to the broker", message_id=message_id, broker=rt.broker.name,
               delay_s=delay_s or None)

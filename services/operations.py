@@ -189,7 +189,10 @@ def cancel(rt: Runtime, task_id: str, actor: str) -> str:
     """``cancelled`` (it was queued) or ``running`` (asked to stop at its next interruptible
     point); ``IllegalTransition`` for a finished task."""
     with rt.db.connection():
-        return str(state_machine.cancel_task(rt.db, parse_id(task_id, "task"), actor))
+        status = str(state_machine.cancel_task(rt.db, parse_id(task_id, "task"), actor))
+    if status == TaskStatus.CANCELLED:  # a running task's cancel is counted when its attempt ends
+        rt.metrics.task_settled(TaskStatus.CANCELLED)
+    return status
 
 
 def retry(rt: Runtime, task_id: str, actor: str) -> str:

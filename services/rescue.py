@@ -52,6 +52,8 @@ def reap_dead_holders(rt: Runtime) -> int:
 def _after(rt: Runtime, rescued: list[RescuedAttempt]) -> None:
     """Say what happened to each, under its trace, and wake a worker for the requeued ones."""
     for item in rescued:
+        rt.metrics.rescued("worker_lost" if item.reason == "worker_lost" else "holder_gone",
+                           item.task_status)
         with bound(trace_id=item.trace_id, task_id=item.task_id, job_id=item.attempt_id):
             why = ("stopped renewing its lease" if item.reason == "worker_lost"
                    else "exited while running it")
