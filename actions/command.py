@@ -157,7 +157,7 @@ def _command(params: dict[str, Any], env: dict[str, str]) -> SandboxCommand:
                           env=env, network=params["network"],
                           limits=Limits(wall_s=timeout, cpu_s=timeout),
                           trace_id=trace_id, task_id=tracing.task_id_var.get(),
-                          traceparent=tracing.format_traceparent(trace_id) if trace_id else None)
+                          traceparent=tracing.current_traceparent())
 
 
 def _collect(step: ActionResult, params: dict[str, Any], ctx: ActionContext,

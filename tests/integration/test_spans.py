@@ -137,3 +137,17 @@ def test_a_retried_task_keeps_its_attempts_in_one_trace(traced: Runtime,
     assert second.parent.span_id == retry_dispatch.context.span_id
     assert (first.attributes["jct.outcome"], second.attributes["jct.outcome"]) == ("retry", "failed")
     assert not first.status.is_ok and not second.status.is_ok
+
+
+def test_a_commands_traceparent_names_its_action_span(traced: Runtime,
+                                                      exporter: InMemorySpanExporter) -> None:
+    """The sandboxed command gets ``TRACEPARENT`` naming the command action's span, so the
+    tools it runs carry the trace on under the right parent."""
+    task_id, trace_id = _enqueue(traced, {"name": "traced-command", "steps": [
+        {"action": "command", "params": {"shell": 'echo "tp=$TRACEPARENT"'}}]})
+    task = _finished(traced, task_id)
+    assert task["status"] == "done", task
+    spans = _spans(exporter, trace_id, 4)
+    (command,) = _by_name(spans, "jct action command")
+    (step,) = task["actions"]
+    assert f"tp=00-{uuid.UUID(trace_id).hex}-{command.context.span_id:016x}-01" in step["output_tail"]
