@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
@@ -118,6 +118,10 @@ class ActionContext:
 class ActionParams(SpecModel):
     """An action's params, declared as a model in the action's module; the model validates a
     step's params and is the action's params schema in ``/openapi.json``."""
+
+    # True where no single field is required but ``{}`` is still not valid (one of several
+    # fields must be given): the document then says ``params`` is required.
+    params_required: ClassVar[bool] = False
 
     def normalised(self) -> dict[str, Any]:
         """The params as ``run`` receives them (defaults filled in)."""

@@ -87,6 +87,7 @@ class CommandParams(ActionParams):
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"properties": {"argv": {"type": "array"}}, "required": ["argv"]},
         {"properties": {"shell": {"type": "string"}}, "required": ["shell"]}]})
+    params_required = True
 
     argv: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="The program and its arguments, run without a shell.")

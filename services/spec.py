@@ -35,8 +35,9 @@ def _params_required_if_needed(schema: dict[str, Any], model: type[BaseModel]) -
     """Absent params are validated as ``{}``; where the action requires some, the document says
     ``params`` is required (the error still names the missing param)."""
     params = model.model_fields["params"].annotation
-    if isinstance(params, type) and issubclass(params, BaseModel) and any(
-            field.is_required() for field in params.model_fields.values()):
+    if isinstance(params, type) and issubclass(params, BaseModel) and (
+            getattr(params, "params_required", False)
+            or any(field.is_required() for field in params.model_fields.values())):
         schema["required"] = sorted({*schema.get("required", []), "params"})
 
 

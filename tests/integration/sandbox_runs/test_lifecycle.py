@@ -62,15 +62,23 @@ class TreeWatch:
 
     def on_line(self, stream: str, line: str) -> None:
         if line == "ready":
+            # The background jobs may not have exec'd yet (a forked sh is still named sh):
+            # wait until both show as the programs they run, on a busy machine too.
             deadline = time.monotonic() + 30
-            while not processes_with(self.marker) and time.monotonic() < deadline:
-                time.sleep(0.01)  # the background python may not have exec'd yet
-            self.procs = [proc for proc in psutil.Process().children(recursive=True)
-                          if proc.pid not in self.before]
-            for proc in self.procs:
-                with contextlib.suppress(psutil.Error):
-                    self.names.add(proc.name())
+            while time.monotonic() < deadline:
+                self._look()
+                if processes_with(self.marker) and "sleep" in self.names:
+                    break
+                time.sleep(0.01)
             self.ready = True
+
+    def _look(self) -> None:
+        self.procs = [proc for proc in psutil.Process().children(recursive=True)
+                      if proc.pid not in self.before]
+        self.names = set()
+        for proc in self.procs:
+            with contextlib.suppress(psutil.Error):
+                self.names.add(proc.name())
 
 
 def test_cancel_kills_the_whole_tree(workspace: Workspace, any_host: SandboxHost) -> None:
