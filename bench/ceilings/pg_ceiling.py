@@ -1,4 +1,4 @@
-"""``pg_ceiling``: ``lifecycle.sql`` (the statements one echo task costs JCT on the PostgreSQL
+r"""``pg_ceiling``: ``lifecycle.sql`` (the statements one echo task costs JCT on the PostgreSQL
 broker: the enqueue transaction with its outbox, the broker's take, the claim, the fenced end,
 the broker's ack) run by pgbench with prepared statements and as many clients as JCT has worker
 threads, on JCT's schema (``jct migrate``, which also creates the broker's) in its own database
