@@ -82,6 +82,55 @@ def top_functions(collapsed: Path, tasks: int, limit: int = 15) -> dict[str, Any
             "self": rows(self_counts), "cumulative": rows(cumulative)}
 
 
+def _cpu_per_task(jct: RunningJct, tasks: int) -> dict[str, Any]:
+    """Enqueue (single, 16 clients; batched) with the workers paused, then an unprofiled
+    burn-down of everything queued."""
+    report: dict[str, Any] = {}
+    closed_loop(jct.single_operation("warmup"), clients=4, seconds=30, max_tasks=60)
+    jct.wait_idle(300)
+    jct.pause_workers()
+    cpu0 = jct.meter.snapshot()
+    single = closed_loop(jct.single_operation("single"), clients=16, seconds=300, max_tasks=tasks)
+    report["enqueue_single_16_clients"] = {
+        "per_s": single.as_dict()["per_s"],
+        "cpu_ms_per_task": _cpu(jct.meter, cpu0, single.count, "api", "postgres", "s3")}
+    cpu0 = jct.meter.snapshot()
+    batch = closed_loop(jct.batch_operation("batch", 100), clients=1, seconds=300, max_tasks=tasks)
+    report["enqueue_batch_100"] = {
+        "per_s": batch.as_dict()["per_s"],
+        "cpu_ms_per_task": _cpu(jct.meter, cpu0, batch.count, "api", "postgres", "s3")}
+    jct.fill("fill", tasks)  # the queue now holds single + batch; burn all of it
+    outstanding = jct.outstanding()
+    burn = jct.burn_down(outstanding)
+    report["burn_down"] = {"tasks": outstanding, "per_s": burn["per_s"],
+                           "cpu_ms_per_task": burn["cpu_ms_per_task"],
+                           "sql_per_task": {k: burn["sql_per_task"][k] for k in
+                                            ("statements", "write_transactions")}}
+    return report
+
+
+def _profiled(jct: RunningJct, tasks: int, collapsed: Path, *, gil: bool) -> dict[str, Any]:
+    """A burn-down of ``tasks`` under py-spy, attached to the worker pool and its children."""
+    jct.pause_workers()
+    jct.fill("profiled", tasks)
+    outstanding = jct.outstanding()
+    pool_pid = next(p.pid for p in jct.workers() if "actors.pool" in " ".join(p.cmdline()))
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                            "--pid", str(pool_pid), "--subprocesses", "--nonblocking",
+                            "--rate", str(RATE), *(["--gil"] if gil else []),
+                            "--format", "raw", "-o", str(collapsed)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2)  # py-spy attaches
+    began = time.monotonic()
+    profiled = jct.burn_down(outstanding)
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    return {"profiled_burn_down": {"tasks": outstanding, "per_s": profiled["per_s"],
+                                   "seconds": round(time.monotonic() - began, 1),
+                                   "cpu_ms_per_task": profiled["cpu_ms_per_task"]},
+            "profile": top_functions(collapsed, outstanding)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_worker")
     parser.add_argument("--tasks", type=int, default=3000)
@@ -105,49 +154,9 @@ def main() -> int:
     report: dict[str, Any] = {"tasks": tasks, "gil_only": args.gil,
                               "settings": env | {"JCT_DATABASE_URL": "…"}}
     try:
-        closed_loop(jct.single_operation("warmup"), clients=4, seconds=30, max_tasks=60)
-        jct.wait_idle(300)
-        jct.pause_workers()
-        cpu0 = jct.meter.snapshot()
-        single = closed_loop(jct.single_operation("single"), clients=16, seconds=300,
-                             max_tasks=tasks)
-        report["enqueue_single_16_clients"] = {
-            "per_s": single.as_dict()["per_s"],
-            "cpu_ms_per_task": _cpu(jct.meter, cpu0, single.count, "api", "postgres", "s3")}
-        cpu0 = jct.meter.snapshot()
-        batch = closed_loop(jct.batch_operation("batch", 100), clients=1, seconds=300,
-                            max_tasks=tasks)
-        report["enqueue_batch_100"] = {
-            "per_s": batch.as_dict()["per_s"],
-            "cpu_ms_per_task": _cpu(jct.meter, cpu0, batch.count, "api", "postgres", "s3")}
-        jct.fill("fill", tasks)  # the queue now holds single + batch; burn all of it
-        outstanding = jct.outstanding()
-        burn = jct.burn_down(outstanding)
-        report["burn_down"] = {"tasks": outstanding, "per_s": burn["per_s"],
-                               "cpu_ms_per_task": burn["cpu_ms_per_task"],
-                               "sql_per_task": {k: burn["sql_per_task"][k] for k in
-                                                ("statements", "write_transactions")}}
+        report.update(_cpu_per_task(jct, tasks))
         print(json.dumps(report, indent=1), flush=True)
-
-        jct.pause_workers()
-        jct.fill("profiled", tasks)
-        outstanding = jct.outstanding()
-        pool_pid = next(p.pid for p in jct.workers() if "actors.pool" in " ".join(p.cmdline()))
-        collapsed = out / "worker.collapsed"
-        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
-                                "--pid", str(pool_pid), "--subprocesses", "--nonblocking",
-                                "--rate", str(RATE), *(["--gil"] if args.gil else []),
-                                "--format", "raw", "-o", str(collapsed)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(2)  # py-spy attaches
-        began = time.monotonic()
-        profiled = jct.burn_down(outstanding)
-        spy.send_signal(signal.SIGINT)
-        spy.wait(timeout=60)
-        report["profiled_burn_down"] = {"tasks": outstanding, "per_s": profiled["per_s"],
-                                        "seconds": round(time.monotonic() - began, 1),
-                                        "cpu_ms_per_task": profiled["cpu_ms_per_task"]}
-        report["profile"] = top_functions(collapsed, outstanding)
+        report.update(_profiled(jct, tasks, out / "worker.collapsed", gil=args.gil))
     finally:
         jct.close()
         stack.stop()
