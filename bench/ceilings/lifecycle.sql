@@ -1,37 +1,206 @@
--- pg_ceiling: every row JCT writes for one echo task, with JCT's statements and transaction
--- boundaries (models/transitions.py, models/records.py), run by pgbench -M prepared. Left out:
--- the broker's own message (not JCT's trail), the read-only cancel probe and the heartbeat.
--- Ids JCT makes in Python are made by gen_random_uuid() inside the same statements.
+-- pg_ceiling: the SQL one echo task costs JCT on the PostgreSQL broker (the default), with
+-- JCT's own statement texts and transaction boundaries, run by pgbench -M prepared (JCT's
+-- psycopg prepares a statement after its fifth run; so does dramatiq-postgres'). One pgbench
+-- "transaction" = one task's whole life = 4 transactions, 6 statements + 3 BEGIN/COMMIT pairs:
+--
+--   API    enqueue     BEGIN; tasks; wake-up into dramatiq.queue (+ NOTIFY); both events; COMMIT
+--                      models/state_machine.py create_tasks (its outbox on the PostgreSQL broker),
+--                      models/dispatch.py put_in_pg_broker, models/events.py record_many
+--   worker broker take BEGIN; dramatiq-postgres' CLAIM (queue row -> consumed); COMMIT
+--   worker claim       one statement, autocommit: claim the next task + jobs row + task_claimed
+--                      (state_machine.claim_task, claim-next form; the named form, in its own
+--                      transaction with SET LOCAL lock_timeout, runs only when claim-next finds
+--                      nothing, which a backlog never does)
+--   worker finish      one statement, autocommit, fenced: jobs + tasks + action_invocations +
+--                      artifacts + artifact_stored + task_done (state_machine.finish_attempt
+--                      with models/trail.py and models/invocations.py UPSERT_CTE)
+--   worker broker ack  BEGIN; dramatiq-postgres' ACK (DELETE + NOTIFY); COMMIT
+--
+-- This is what tests/integration/test_statement_count.py counts for JCT (3 statements per
+-- enqueue, 2 per echo attempt) plus the broker's two per-task statements, and what
+-- pg_stat_statements showed per task in a JCT burn-down (bench `sql_per_task`). Deferred FK
+-- checks (the RI trigger's SELECT … FOR KEY SHARE on jobs) fire here as they do for JCT.
+-- Left out, as JCT does not run them per task: the lease keeper's one renewal statement a
+-- second per worker process (all its leases), its once-a-second cancel-flag read, the broker's
+-- heartbeat and maintenance, the dispatcher's passes; and the pool's `SELECT 1` (skipped for a
+-- connection given back within 5 s, so never in a busy run).
+--
+-- Differences from JCT, all small: ids JCT makes in Python (task, trace, message, attempt,
+-- invocation, log artifact) come from gen_random_uuid() in the task INSERT's RETURNING (JCT's
+-- INSERT returns nothing), and the message JSON is built from them in SQL (JCT sends it as a
+-- jsonb parameter); the broker CLAIM takes 1 message (JCT's consumer takes up to its free
+-- prefetch at once: 0.81 CLAIMs per task in a burn-down) and also returns message_id (the
+-- consumer reads it from the message). Like JCT, a client claims the next task in line, not
+-- necessarily the one it enqueued; the broker message it takes is likewise the oldest one.
 
--- enqueue: create_tasks (task + task_enqueued, one transaction)
+-- API: enqueue, one transaction (create_tasks with the outbox)
 BEGIN;
-INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels, idempotency_key, request_hash) VALUES (gen_random_uuid(), gen_random_uuid(), NULL, '{"name": null, "steps": [{"action": "echo", "params": {"message": "bench"}}], "max_attempts": 3, "timeout_s": null, "priority": 0, "labels": {}}', 'queued', 0, 3, NULL, '{}', NULL, NULL) RETURNING id AS task_id, trace_id \gset
-INSERT INTO task_events (task_id, trace_id, event, attrs) VALUES (:task_id, :trace_id, 'task_enqueued', '{"name": null, "steps": ["echo"]}');
+INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels,
+                   idempotency_key, request_hash, dispatched_at, dispatch_count)
+SELECT t.id, t.trace_id, t.name, t.spec, 'queued', t.priority, t.max_attempts, t.timeout_s,
+       t.labels, t.idempotency_key, t.request_hash, now(), 1
+  FROM unnest(ARRAY[gen_random_uuid()]::uuid[], ARRAY[gen_random_uuid()]::uuid[], ARRAY[NULL]::text[],
+              ARRAY['{"name": null, "steps": [{"action": "echo", "params": {"message": "bench"}}], "max_attempts": 3, "timeout_s": null, "priority": 0, "labels": {"bench_phase": "burn"}}']::jsonb[],
+              ARRAY[0]::int[], ARRAY[3]::int[], ARRAY[NULL]::float8[],
+              ARRAY['{"bench_phase": "burn"}']::jsonb[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])
+       WITH ORDINALITY AS t(id, trace_id, name, spec, priority, max_attempts, timeout_s, labels,
+                            idempotency_key, request_hash, n)
+ ORDER BY t.n
+RETURNING id AS new_task_id, trace_id AS new_trace_id, gen_random_uuid() AS message_id,
+          gen_random_uuid() AS attempt_id, gen_random_uuid() AS invocation_id,
+          gen_random_uuid() AS log_id
+\gset
+WITH enqueued AS (
+    INSERT INTO dramatiq.queue (queue_name, message_id, "state", message, available_at)
+    SELECT 'jctbench', m.message_id, 'queued', m.message, now()
+      FROM unnest(ARRAY[:message_id]::uuid[], ARRAY[jsonb_build_object(
+               'queue_name', 'jctbench', 'actor_name', 'process_task',
+               'args', jsonb_build_array(:new_task_id::text), 'kwargs', '{}'::jsonb,
+               'options', jsonb_build_object('task_id', :new_task_id::text,
+                                             'trace_id', replace(:new_trace_id::text, '-', ''),
+                                             'traceparent', '00-' || replace(:new_trace_id::text, '-', '') || '-9676d1755a6b4585-01'),
+               'message_id', :message_id::text, 'message_timestamp', 1796197797601)]::jsonb[])
+           AS m(message_id, message)
+    ON CONFLICT (message_id) DO UPDATE SET "state" = 'queued', message = EXCLUDED.message,
+           queue_name = EXCLUDED.queue_name, available_at = EXCLUDED.available_at,
+           worker_id = NULL, consumed_at = NULL, mtime = now()
+    RETURNING queue_name)
+SELECT pg_notify('dramatiq.' || 'jctbench' || '.enqueue', '') WHERE EXISTS (SELECT FROM enqueued);
+INSERT INTO task_events (task_id, trace_id, event, attrs)
+SELECT e.task_id, e.trace_id, e.event, e.attrs
+  FROM unnest(ARRAY[:new_task_id, :new_task_id]::uuid[], ARRAY[:new_trace_id, :new_trace_id]::uuid[],
+              ARRAY['task_enqueued', 'task_dispatched']::text[],
+              ARRAY['{"name": null, "steps": ["echo"]}'::jsonb,
+                    jsonb_build_object('broker', 'PostgresBroker', 'message_id', :message_id::text)]::jsonb[])
+       WITH ORDINALITY AS e(task_id, trace_id, event, attrs, n)
+ ORDER BY e.n;
 COMMIT;
--- enqueue: mark_dispatched_many (after the broker accepted the message)
+
+-- worker: the broker's consumer takes a message (dramatiq-postgres CLAIM, its own transaction)
 BEGIN;
-UPDATE tasks SET dispatched_at = now(), dispatch_count = dispatch_count + 1 WHERE id = ANY(ARRAY[:task_id]::uuid[]) AND status = 'queued';
-INSERT INTO task_events (task_id, trace_id, event, attrs) SELECT task_id, trace_id, 'task_dispatched', '{"broker": "PostgresBroker"}' FROM unnest(ARRAY[:task_id]::uuid[], ARRAY[:trace_id]::uuid[]) AS sent(task_id, trace_id);
+WITH next AS (
+    SELECT message_id
+    FROM dramatiq.queue
+    WHERE queue_name = 'jctbench'
+        AND "state" = 'queued'
+        AND available_at <= NOW()
+    ORDER BY available_at, position
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE dramatiq.queue AS q
+    SET "state" = 'consumed',
+        worker_id = '6f1c2b9e-0d4a-4e8b-9f57-3c2d1e0a9b87',
+        consumed_at = NOW(),
+        mtime = NOW()
+FROM next
+WHERE q.message_id = next.message_id
+RETURNING q.message::text AS message, q.message_id AS taken_message_id
+\gset
 COMMIT;
--- worker: claim_task (named claim + attempt row + task_claimed)
+
+-- worker: claim the next task, its attempt row and task_claimed (claim_task, one statement)
+WITH claimed AS (
+UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = :attempt_id,
+       started_at = coalesce(started_at, now()), updated_at = now(), error = NULL,
+       dispatch_count = 0
+ WHERE id = (SELECT id FROM tasks
+              WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested
+                AND (NULL::uuid IS NULL OR id = NULL::uuid)
+              ORDER BY priority DESC, run_after
+              LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
+RETURNING id, trace_id, attempts, max_attempts, spec, timeout_s
+),
+started AS (
+    INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, worker_host, worker_pid,
+                      worker_boot_id, worker_started_at, lease_expires_at, heartbeat_at)
+    SELECT :attempt_id, id, trace_id, attempts, 'running', 'pgbench:4242', 'pgbench', 4242,
+           'a3c1a9a0-5d0e-4c55-9d43-2f4c2c7f1e11', 1234.5, now() + make_interval(secs => 30.0), now()
+      FROM claimed),
+event AS (
+    INSERT INTO task_events (task_id, trace_id, event, attrs)
+    SELECT id, trace_id, 'task_claimed',
+           jsonb_build_object('job_id', :attempt_id::text, 'attempt', attempts,
+                              'worker', 'pgbench:4242'::text)
+      FROM claimed)
+SELECT id AS task_id, trace_id, attempts, max_attempts, spec, timeout_s FROM claimed
+\gset
+
+-- worker: the attempt's end with its trail, fenced (finish_attempt, one statement)
+WITH held AS (
+    SELECT id FROM tasks
+     WHERE id = :task_id AND status = 'running' AND current_job_id = :attempt_id
+       AND cancel_requested = false
+       FOR NO KEY UPDATE),
+ended AS (
+    UPDATE jobs SET status = 'done', error = NULL, finished_at = now(),
+           updated_at = now()
+     WHERE id = :attempt_id AND status = 'running' AND EXISTS (SELECT FROM held)
+    RETURNING id),
+settled AS (
+    UPDATE tasks SET status = 'done', error = NULL, updated_at = now(),
+           current_job_id = NULL, finished_at = CASE WHEN true THEN now() END,
+           run_after = CASE WHEN false THEN now() + make_interval(secs => 2.0)
+                            ELSE run_after END,
+           dispatched_at = CASE WHEN false THEN now() ELSE dispatched_at END
+     WHERE id = :task_id AND EXISTS (SELECT FROM ended)
+    RETURNING run_after),
+invocations AS (
+    INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash,
+                                    status, started_at, completed_at, result_artifact_id,
+                                    downstream_status, error)
+    SELECT i.id, :task_id, :attempt_id, :trace_id, i.step, i.action_name, i.inputs_hash,
+           i.status, i.started_at, i.completed_at, i.result_artifact_id, i.downstream_status,
+           i.error
+      FROM unnest(ARRAY[:invocation_id]::uuid[], ARRAY[0]::int[], ARRAY['echo']::text[],
+                  ARRAY['cdcbe17880f80567b82129f2a1969866df079c96571e49dbc01b682e8bc4d2c3']::text[],
+                  ARRAY['ok']::text[], ARRAY[now()]::timestamptz[],
+                  ARRAY[now()]::timestamptz[], ARRAY[NULL]::uuid[],
+                  ARRAY[NULL]::int[], ARRAY[NULL]::text[])
+           AS i(id, step, action_name, inputs_hash, status, started_at, completed_at,
+                result_artifact_id, downstream_status, error)
+     WHERE EXISTS (SELECT FROM settled)
+    ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, completed_at = EXCLUDED.completed_at,
+           result_artifact_id = EXCLUDED.result_artifact_id,
+           downstream_status = EXCLUDED.downstream_status, error = EXCLUDED.error),
+log_artifact AS (
+    INSERT INTO artifacts (id, task_id, job_id, trace_id, kind, name, uri, size, sha256,
+                           content_type, status, pending_path)
+    SELECT :log_id, :task_id, :attempt_id, :trace_id, 'log', 'worker.log.jsonl',
+           's3://jct-artifacts/' || replace(:trace_id::text, '-', '') || '/' || :task_id::text || '/' || :attempt_id::text || '/worker.log.jsonl',
+           1800, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+           'application/x-ndjson', 'stored', NULL
+     WHERE true AND EXISTS (SELECT FROM settled)),
+events AS (
+    INSERT INTO task_events (task_id, trace_id, event, attrs)
+    SELECT :task_id, :trace_id, e.event, e.attrs
+      FROM unnest(ARRAY['artifact_stored', 'task_done']::text[],
+                  ARRAY[jsonb_build_object('artifact_id', :log_id::text, 'kind', 'log',
+                                           'uri', 's3://jct-artifacts/' || replace(:trace_id::text, '-', '') || '/' || :task_id::text || '/' || :attempt_id::text || '/worker.log.jsonl',
+                                           'size', 1800, 'pending_path', NULL),
+                        jsonb_build_object('job_id', :attempt_id::text, 'attempt', :attempts::int)]::jsonb[])
+           WITH ORDINALITY AS e(event, attrs, n)
+     WHERE EXISTS (SELECT FROM settled)
+     ORDER BY e.n)
+SELECT (SELECT run_after FROM settled), EXISTS (SELECT FROM settled) AS settled,
+       (SELECT cancel_requested FROM tasks WHERE id = :task_id),
+       EXISTS (SELECT FROM jobs WHERE id = :attempt_id AND status = 'running');
+
+-- worker: the broker acks the message (dramatiq-postgres ACK, its own transaction)
 BEGIN;
-SET LOCAL lock_timeout = '10s';
-UPDATE tasks SET status = 'running', attempts = attempts + 1, current_job_id = gen_random_uuid(), started_at = coalesce(started_at, now()), updated_at = now(), error = NULL, dispatch_count = 0 WHERE id = (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= now() AND NOT cancel_requested AND (:task_id::uuid IS NULL OR id = :task_id::uuid) ORDER BY priority DESC, run_after LIMIT 1 FOR NO KEY UPDATE) RETURNING current_job_id AS job_id, attempts, max_attempts, spec \gset
-INSERT INTO jobs (id, task_id, trace_id, attempt, status, worker, lease_expires_at, heartbeat_at) VALUES (:job_id, :task_id, :trace_id, :attempts, 'running', 'pgbench', now() + make_interval(secs => 30), now());
-INSERT INTO task_events (task_id, trace_id, event, attrs) VALUES (:task_id, :trace_id, 'task_claimed', jsonb_build_object('job_id', :job_id::text, 'attempt', :attempts::int, 'worker', 'pgbench'));
-COMMIT;
--- worker: start_invocation / finish_invocation (autocommit, as JCT runs them)
-INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash, status) VALUES (gen_random_uuid(), :task_id, :job_id, :trace_id, 0, 'echo', '5d41402abc4b2a76b9719d911017c592', 'running') RETURNING id AS invocation_id \gset
-UPDATE action_invocations SET status = 'ok', error = NULL, completed_at = now(), downstream_status = NULL, result_artifact_id = NULL WHERE id = :invocation_id;
--- worker: insert_artifact (the attempt's log blob row + artifact_stored)
-BEGIN;
-INSERT INTO artifacts (id, task_id, job_id, trace_id, kind, name, uri, size, sha256, content_type, status, pending_path) VALUES (gen_random_uuid(), :task_id, :job_id, :trace_id, 'log', 'worker.log.jsonl', 's3://jct-artifacts/traces/' || :trace_id::text || '/worker.log.jsonl', 1800, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'application/x-ndjson', 'stored', NULL) RETURNING id AS artifact_id \gset
-INSERT INTO task_events (task_id, trace_id, event, attrs) VALUES (:task_id, :trace_id, 'artifact_stored', jsonb_build_object('artifact_id', :artifact_id::text, 'kind', 'log', 'size', 1800));
-COMMIT;
--- worker: finish_attempt (fenced: lock, job done, task done, task_done)
-BEGIN;
-SELECT cancel_requested FROM tasks WHERE id = :task_id FOR NO KEY UPDATE;
-UPDATE jobs SET status = 'done', error = NULL, finished_at = now(), updated_at = now() WHERE id = :job_id AND status = 'running';
-UPDATE tasks SET status = 'done', error = NULL, updated_at = now(), current_job_id = NULL, finished_at = CASE WHEN 'done' IN ('done', 'failed', 'cancelled') THEN now() END, run_after = CASE WHEN 'done' = 'queued' THEN now() + make_interval(secs => 2.0) ELSE run_after END, dispatched_at = CASE WHEN 'done' = 'queued' THEN now() ELSE dispatched_at END WHERE id = :task_id AND status = 'running' AND current_job_id = :job_id RETURNING run_after;
-INSERT INTO task_events (task_id, trace_id, event, attrs) VALUES (:task_id, :trace_id, 'task_done', jsonb_build_object('job_id', :job_id::text, 'attempt', :attempts::int));
+WITH acked AS (
+    DELETE FROM dramatiq.queue
+    WHERE message_id = :taken_message_id
+        AND queue_name = 'jctbench'
+        AND "state" = 'consumed'
+    RETURNING message
+)
+SELECT
+    pg_notify('dramatiq.jctbench.ack',
+        CASE WHEN octet_length(message::text) >= 8000
+        THEN jsonb_build_object('message_id', :taken_message_id::text)::text
+        ELSE message::text
+        END
+    )
+FROM acked;
 COMMIT;
