@@ -1,6 +1,7 @@
-"""``bare_gunicorn``: ``bare_app`` under JCT's gunicorn settings (``gunicorn_conf.py``: 2 sync
-workers, timeout 60) and driven by the same client code and load shapes as JCT's single
-enqueue (1 client, 16 clients)."""
+"""``bare_gunicorn``: ``bare_app`` under JCT's gunicorn settings (``gunicorn_conf.py``: 2
+threaded workers × 16 threads, timeout 60; JCT's worker class adds only a deadline on request
+heads) and driven by the same client code and load shapes as JCT's single enqueue (1 client,
+16 clients)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from harness.stack import free_port
 from harness.wait import wait_until
 
 API_WORKERS = 2  # JCT_API_WORKERS' default
+API_THREADS = 16  # JCT_API_THREADS' default
 
 
 def measure_bare_gunicorn(ctx: BenchContext) -> dict[str, Any]:
@@ -26,7 +28,8 @@ def measure_bare_gunicorn(ctx: BenchContext) -> dict[str, Any]:
     log = ctx.workdir / "bare-gunicorn.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(API_WORKERS), "--worker-class", "sync",
+            [sys.executable, "-m", "gunicorn", "--workers", str(API_WORKERS), "--worker-class", "gthread",
+             "--threads", str(API_THREADS),
              "--timeout", "60", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT),
              "bench.ceilings.bare_app:app"], stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
@@ -45,7 +48,8 @@ def measure_bare_gunicorn(ctx: BenchContext) -> dict[str, Any]:
 
             return send
 
-        result: dict[str, Any] = {"settings": {"workers": API_WORKERS, "worker_class": "sync"}}
+        result: dict[str, Any] = {"settings": {"workers": API_WORKERS, "worker_class": "gthread",
+                                               "threads": API_THREADS}}
         for key, clients in (("enqueue_1", 1), ("enqueue_16", ctx.plan.clients)):
             cpu0 = meter.snapshot()
             rate = closed_loop(make, clients=clients, seconds=ctx.plan.enqueue_seconds)
