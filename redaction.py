@@ -85,7 +85,8 @@ def redact_params(params: Any, key: str | None = None) -> Any:
     sensitive name ``***``, URL credentials ``***``."""
     if is_secret_ref(params):
         return dict(params)
-    if key is not None and is_sensitive_name(key):
+    # None hides nothing, and keeps the document's type (a reference or null) true.
+    if key is not None and is_sensitive_name(key) and params is not None:
         return MASK
     if isinstance(params, dict):
         return {name: redact_params(value, name) for name, value in params.items()}

@@ -30,7 +30,8 @@ from sandbox.limits import Limits
 from validation import SchemaPattern, SecretRef, Text
 
 REF_PATTERN = REF.pattern
-SOURCE_PATTERN = r"^(?:https?://|/|file:///)"
+# What ``_source`` accepts, for the document: no user-info before the path of an http(s) URL.
+SOURCE_PATTERN = r"^(?:https?://[^/@]*(?:/[\s\S]*)?|/[\s\S]*|file:///[\s\S]*)$"
 
 
 def _source(url: str) -> str:

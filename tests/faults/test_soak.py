@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from drills.soak import SOAK_ENV, run_soak
+from collections.abc import Iterator
+
+import pytest
+
+from drills.rabbitmq import delete_queue
+from drills.soak import SOAK_ENV, rabbitmq_env, run_soak
 from tests.faults.conftest import StartStack, log_events
+from tests.support.services import require_rabbitmq
 
 TASKS = 2000
 KILL_EVERY_S = 4.0
@@ -26,12 +32,26 @@ def _log(message: str) -> None:
         print(message)
 
 
-def test_soak_keeps_going_when_workers_are_killed_every_few_seconds(drill_stack: StartStack) -> None:
-    """2,000 tasks while a dramatiq worker process is SIGKILLed every 4 s, over and over (as
-    ``make drill`` runs it, smaller): the system keeps restarting its workers and every task
-    ends ``done`` exactly once: none left queued or running (lost), none with two ``done``
-    attempts (duplicated)."""
-    stack = drill_stack(**SOAK_ENV)
+@pytest.fixture(params=["postgres", "rabbitmq"])
+def broker_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The PostgreSQL broker (the default), or this machine's RabbitMQ with a queue of the
+    drill's own, deleted after it."""
+    if request.param == "postgres":
+        yield {}
+        return
+    require_rabbitmq()
+    env = rabbitmq_env()
+    yield env
+    delete_queue(env["JCT_BROKER_URL"], env["JCT_QUEUE"])
+
+
+def test_soak_keeps_going_when_workers_are_killed_every_few_seconds(
+        drill_stack: StartStack, broker_env: dict[str, str]) -> None:
+    """2,000 tasks while a worker process is SIGKILLed every 4 s, over and over (as
+    ``make drill`` runs it, smaller), on each broker: the pool keeps restarting its workers
+    and every task ends ``done`` exactly once: none left queued or running (lost), none with
+    two ``done`` attempts (duplicated); each attempt a kill cut short is claimed again soon."""
+    stack = drill_stack(**SOAK_ENV, **broker_env)
     result = run_soak(stack, tasks=TASKS, kill_every_s=KILL_EVERY_S, timeout_s=OUTER_BOUND_S,
                       stall_s=STALL_S, min_kills=MIN_KILLS, log=_log)
     print(result.line(), f"kills={len(result.kills)}")

@@ -138,3 +138,10 @@ def test_inline_values_under_sensitive_names_are_treated_as_secrets() -> None:
               "json": {"user": "ops", "password": "hunter22", "items": [{"api_key": "k-123456"}],
                        "token": {"secret": "named"}, "pin": "1"}}
     assert sensitive_values(params) == {"Bearer abcdef", "hunter22", "k-123456"}
+
+
+def test_an_absent_credential_stays_null() -> None:
+    """``"token": null`` hides nothing: shown as ``***`` it would contradict the document
+    (a reference or null), as schemathesis found."""
+    assert redact_params({"url": "/srv/repo", "token": None, "password": None}) == {
+        "url": "/srv/repo", "token": None, "password": None}
