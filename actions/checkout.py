@@ -27,11 +27,13 @@ from errors import GitFailed, PermanentActionError, RetryableActionError
 from redaction import redact_text
 from sandbox.git import REF, redact
 from sandbox.limits import Limits
+from sandbox.paths import PATH_PATTERN
 from validation import SchemaPattern, SecretRef, Text
 
 REF_PATTERN = REF.pattern
-# What ``_source`` accepts, for the document: no user-info before the path of an http(s) URL.
-SOURCE_PATTERN = r"^(?:https?://[^/@]*(?:/[\s\S]*)?|/[\s\S]*|file:///[\s\S]*)$"
+# What ``_source`` accepts, for the document: no user-info before the path of an http(s) URL
+# (and no NUL, as the text type says: this pattern stands in for its own).
+SOURCE_PATTERN = r"^(?:https?://[^/@\x00]*(?:/[^\x00]*)?|/[^\x00]*|file:///[^\x00]*)$"
 
 
 def _source(url: str) -> str:
@@ -57,7 +59,8 @@ class CheckoutParams(ActionParams):
                     "JCT_CHECKOUT_ROOTS.")
     ref: Annotated[Text, AfterValidator(_ref), SchemaPattern(REF_PATTERN)] = Field(
         "main", description="Branch, tag or commit.")
-    dest: Annotated[Text, Field(min_length=1, max_length=200), confined_path("dest")] = Field(
+    dest: Annotated[Text, Field(min_length=1, max_length=200), confined_path("dest"),
+                    SchemaPattern(PATH_PATTERN)] = Field(
         "repo", description="Directory in the workspace.")
     token: SecretRef | None = Field(None, description="Secret reference to an access token.")
     username: Text | None = Field(None, description="With `token`: HTTP basic auth as this user; "

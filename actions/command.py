@@ -39,7 +39,7 @@ from errors import (
 )
 from redaction import redact_text
 from sandbox.limits import Limits
-from sandbox.paths import confined_parts
+from sandbox.paths import DIR_PATTERN, PATH_PATTERN, confined_parts
 from sandbox.process import RESERVED_ENV, SandboxCommand, SandboxResult
 from sandbox.workspace import Collected
 from validation import WHOLE_NUMBER, SchemaPattern, SecretRef, Text
@@ -63,7 +63,9 @@ def _env_name(name: str) -> str:
 
 
 def confined_path(what: str, *, allow_empty: bool = False) -> AfterValidator:
-    """A validator refusing a path that would leave the workspace (``sandbox.paths``)."""
+    """A validator refusing a path that would leave the workspace (``sandbox.paths``); give
+    ``SchemaPattern(PATH_PATTERN)`` (or ``DIR_PATTERN`` with ``allow_empty``) beside it, the
+    same rule for the document."""
     def check(path: str) -> str:
         try:
             confined_parts(path, what, allow_empty=allow_empty)
@@ -75,7 +77,8 @@ def confined_path(what: str, *, allow_empty: bool = False) -> AfterValidator:
 
 
 EnvName = Annotated[str, AfterValidator(_env_name), SchemaPattern(ENV_NAME_PATTERN)]
-RelativePath = Annotated[Text, Field(min_length=1, max_length=500), confined_path("path")]
+RelativePath = Annotated[Text, Field(min_length=1, max_length=500), confined_path("path"),
+                         SchemaPattern(PATH_PATTERN)]
 ExitCode = Annotated[int, Field(ge=1, le=255), WHOLE_NUMBER]
 
 
@@ -92,7 +95,8 @@ class CommandParams(ActionParams):
     argv: Annotated[list[Text], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="The program and its arguments, run without a shell.")
     shell: Text | None = Field(None, description="A script for `/bin/sh -c`, instead of `argv`.")
-    workdir: Annotated[Text, confined_path("workdir", allow_empty=True)] = Field(
+    workdir: Annotated[Text, confined_path("workdir", allow_empty=True),
+                       SchemaPattern(DIR_PATTERN)] = Field(
         "", description="Where it runs, relative to the workspace (`repo` after a checkout).")
     env: dict[EnvName, Text | SecretRef] = Field(
         {}, max_length=200, description="Its whole environment besides PATH, HOME and the JCT_* "
@@ -105,7 +109,7 @@ class CommandParams(ActionParams):
     network: bool = Field(False, description="true: HTTP(S) through the worker's proxy, to the "
                                              "destinations JCT_HTTP_ALLOWED_HOSTS allows.")
     artifacts: Annotated[list[Annotated[Text, Field(min_length=1, max_length=500),
-                                        confined_path("artifacts")]],
+                                        confined_path("artifacts"), SchemaPattern(PATH_PATTERN)]],
                          Field(max_length=20)] = Field(
         [], description="Globs (`*`, `**`) of workspace files kept as `file` artifacts.")
     retryable_exit_codes: Annotated[list[ExitCode], Field(max_length=50)] = Field(

@@ -10,6 +10,15 @@ import fnmatch
 
 from errors import PathEscape
 
+# ``confined_parts``'s rule as a regular expression, for the spec's document: components split
+# by ``/``; "" and "." are neutral anywhere; a component that names something is any other
+# text but "..". Not absolute; ``PATH_PATTERN`` needs one naming component, ``DIR_PATTERN``
+# also admits the workspace itself (empty, ".", "./"). No NUL, as the text type says.
+_NAMED = r"(?:[^/.\x00][^/\x00]*|\.[^/.\x00][^/\x00]*|\.\.[^/\x00]+)"
+_PATH = rf"(?:\./+)*{_NAMED}(?:/(?:\.|{_NAMED})?)*"
+PATH_PATTERN = rf"^{_PATH}$"
+DIR_PATTERN = rf"^(?:(?:\.(?:/+\.)*/*)?|{_PATH})$"
+
 
 def confined_parts(path: str, what: str, *, allow_empty: bool = False) -> tuple[str, ...]:
     """The components of ``path``, refused if it is absolute, climbs out (``..``), holds a NUL
