@@ -20,7 +20,8 @@ from errors import PermanentActionError
 from sandbox import git, unconfined
 from sandbox.host import SandboxHost
 from sandbox.limits import Limits
-from sandbox.process import OnLine, SandboxCommand, SandboxResult, ShouldStop, run
+from sandbox.output_lines import OnLine
+from sandbox.process import SandboxCommand, SandboxResult, ShouldStop, run
 from sandbox.workspace import Collected, Workspace
 
 logger = logging.getLogger(__name__)

@@ -28,8 +28,9 @@ from errors import GitFailed, PathEscape, SpecInvalid
 from sandbox.bwrap import SANDBOX_OUT, SANDBOX_WORKSPACE
 from sandbox.host import SandboxHost
 from sandbox.limits import Limits
+from sandbox.output_lines import OnLine
 from sandbox.paths import confined_parts
-from sandbox.process import OnLine, SandboxCommand, SandboxResult, ShouldStop, run
+from sandbox.process import SandboxCommand, SandboxResult, ShouldStop, run
 from sandbox.proxy import Allow, Connect
 from sandbox.workspace import Collected, Workspace
 

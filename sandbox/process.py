@@ -13,7 +13,6 @@ exception: ``SandboxError`` means the sandbox itself could not be used."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
@@ -42,17 +41,15 @@ from sandbox.bwrap import (
 from sandbox.cgroup import RunCgroup
 from sandbox.host import SandboxHost, popen_identity
 from sandbox.limits import Limits
+from sandbox.output_lines import OnLine, OutputLines
 from sandbox.paths import confined_parts
 from sandbox.proxy import Allow, Connect, SandboxProxy
 from sandbox.tree import namespace_pids, usage
 from sandbox.workspace import Workspace
 
-OnLine = Callable[[str, str], None]
 ShouldStop = Callable[[], str | None]
 
 CHUNK = 65536
-LINE_LIMIT = 64 * 1024  # a longer line is passed on in pieces of this size
-STDERR_TAIL_LINES = 20
 STARTUP_TIMEOUT_S = 30.0
 SAMPLE_COST_FACTOR = 5  # the tree is sampled at most 1/5 of the time
 DRAIN_TIMEOUT_S = 10.0  # after the kill, how long the pipes may take to close
@@ -177,8 +174,7 @@ class _Sandbox:
         self.chunks: list[bytes] = []
         self.kept = 0
         self.truncated = False
-        self.partial = {"stdout": b"", "stderr": b""}
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.lines = OutputLines(on_line)
         self.proc: subprocess.Popen[bytes] | None = None
         self.init_pidfd: int | None = None
         self.pid_namespace: int | None = None
@@ -308,7 +304,7 @@ class _Sandbox:
                         self._take(key.data, data)
                     else:
                         selector.unregister(key.fileobj)
-                        self._flush_partial(key.data)
+                        self.lines.flush(key.data)
                         open_streams -= 1
                 self._watch()
                 if self.killed_reason is not None:
@@ -341,33 +337,11 @@ class _Sandbox:
             self.truncated = True
         self.chunks.append(data)
         self.kept += len(data)
-        self._lines(stream, data)
+        self.lines.feed(stream, data)
         if self.truncated:
-            self._flush_partial(stream)
+            self.lines.flush(stream)
             self.chunks.append(TRUNCATION_MARKER.format(limit=self.limits.output_bytes).encode())
             self._kill("output_limit")
-
-    def _lines(self, stream: str, data: bytes) -> None:
-        buffered = self.partial[stream] + data
-        *lines, rest = buffered.split(b"\n")
-        while len(rest) >= LINE_LIMIT:
-            lines.append(rest[:LINE_LIMIT])
-            rest = rest[LINE_LIMIT:]
-        self.partial[stream] = rest
-        for line in lines:
-            self._emit(stream, line)
-
-    def _flush_partial(self, stream: str) -> None:
-        if self.partial[stream]:
-            self._emit(stream, self.partial[stream])
-            self.partial[stream] = b""
-
-    def _emit(self, stream: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        if stream == "stderr":
-            self.stderr_tail.append(line)
-        if self.on_line is not None:
-            self.on_line(stream, line)
 
     # -- limits and stopping -------------------------------------------------------------------
 
@@ -443,7 +417,7 @@ class _Sandbox:
     def _result(self, status: int, rusage: Any, launcher_status: dict[str, Any]) -> SandboxResult:
         if not launcher_status.get("started") and self.killed_reason is None:
             raise SandboxError("the sandbox did not start the command: "
-                               + " | ".join(self.stderr_tail)[-2000:])
+                               + " | ".join(self.lines.stderr_tail)[-2000:])
         exit_code: int | None = launcher_status.get("exit_code")
         signal_number: int | None = launcher_status.get("signal")
         if exit_code is None and signal_number is None:
@@ -461,7 +435,7 @@ class _Sandbox:
         return SandboxResult(
             exit_code=exit_code, signal=signal_number, wall_s=time.monotonic() - self.started,
             cpu_s=cpu_s, max_rss_bytes=max_rss, output=b"".join(self.chunks),
-            stderr_tail=list(self.stderr_tail),
+            stderr_tail=list(self.lines.stderr_tail),
             killed_reason=self.killed_reason or self._limit_hit(exit_code, signal_number, cpu_s,
                                                                 rusage.ru_maxrss * 1024),
             output_truncated=self.truncated,

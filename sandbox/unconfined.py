@@ -11,7 +11,6 @@ bubblewrap only; the worker says so at start-up."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import resource
@@ -27,12 +26,11 @@ from errors import GitFailed, PathEscape, SandboxError, SpecInvalid
 from sandbox.bwrap import SANDBOX_REPORT, SANDBOX_WORKSPACE
 from sandbox.git import COMMIT, GIT, GIT_ENV, REF, Checkout, redact
 from sandbox.limits import Limits
+from sandbox.output_lines import OnLine, OutputLines
 from sandbox.paths import confined_parts
 from sandbox.process import (
     CHUNK,
-    STDERR_TAIL_LINES,
     TRUNCATION_MARKER,
-    OnLine,
     SandboxCommand,
     SandboxResult,
     ShouldStop,
@@ -55,13 +53,12 @@ def run(command: SandboxCommand, workspace: Workspace, *, on_line: OnLine | None
 class _Run:
     def __init__(self, limits: Limits, on_line: OnLine | None, should_stop: ShouldStop | None,
                  deadline: float | None) -> None:
-        self.limits, self.on_line, self.should_stop = limits, on_line, should_stop
+        self.limits, self.should_stop = limits, should_stop
         self.started = time.monotonic()
         self.deadline = min(self.started + limits.wall_s, deadline or float("inf"))
         self.chunks: list[bytes] = []
         self.kept = 0
-        self.partial = {"stdout": b"", "stderr": b""}
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.lines = OutputLines(on_line)
         self.killed_reason: str | None = None
 
     def run(self, argv: list[str], env: dict[str, str], cwd: Path) -> SandboxResult:
@@ -88,7 +85,7 @@ class _Run:
             exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
             wall_s=time.monotonic() - self.started, cpu_s=usage.ru_utime + usage.ru_stime,
             max_rss_bytes=usage.ru_maxrss * 1024, output=b"".join(self.chunks),
-            stderr_tail=list(self.stderr_tail), killed_reason=self.killed_reason,
+            stderr_tail=list(self.lines.stderr_tail), killed_reason=self.killed_reason,
             output_truncated=self.killed_reason == "output_limit")
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> None:
@@ -105,7 +102,7 @@ class _Run:
                         self._take(key.data, data)
                     else:
                         selector.unregister(key.fileobj)
-                        self._flush(key.data)
+                        self.lines.flush(key.data)
                         open_streams -= 1
                 reason = self.should_stop() if self.should_stop else None
                 if reason is None and time.monotonic() >= self.deadline:
@@ -121,25 +118,11 @@ class _Run:
         data = data[:room]
         self.chunks.append(data)
         self.kept += len(data)
-        *lines, self.partial[stream] = (self.partial[stream] + data).split(b"\n")
-        for line in lines:
-            self._emit(stream, line)
+        self.lines.feed(stream, data)
         if truncated:
-            self._flush(stream)
+            self.lines.flush(stream)
             self.chunks.append(TRUNCATION_MARKER.format(limit=self.limits.output_bytes).encode())
             self.killed_reason = "output_limit"
-
-    def _flush(self, stream: str) -> None:
-        if self.partial[stream]:
-            self._emit(stream, self.partial[stream])
-            self.partial[stream] = b""
-
-    def _emit(self, stream: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        if stream == "stderr":
-            self.stderr_tail.append(line)
-        if self.on_line is not None:
-            self.on_line(stream, line)
 
 
 def _host_path(arg: str, workspace: Workspace) -> str:
