@@ -14,7 +14,7 @@ LABELS = {
     "celery": "Celery + RabbitMQ, acks_late, 2 procs × 4 threads",
     "procrastinate": "Procrastinate, 2 procs × 4",
     "pg_ceiling": "pg_ceiling: JCT's per-task SQL, pgbench −M prepared, 8 clients",
-    "bare_gunicorn": "bare_gunicorn: `{\"ok\": true}`, 2 sync workers",
+    "bare_gunicorn": "bare_gunicorn: `{\"ok\": true}`, 2 gthread workers × 16 threads",
 }
 CPU_NAMES = (("worker", "worker"), ("api", "API"), ("postgres", "PostgreSQL"),
              ("rabbitmq", "RabbitMQ"), ("s3", "S3"))
