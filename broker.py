@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
+import pika
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -84,12 +85,49 @@ class TaskBroker:
     def send_task(self, task_id: str, trace_id: str, *, delay_s: float = 0.0) -> str:
         """Ask a worker to run ``task_id``; returns the message id. Raises ``DispatchError``."""
         message = task_message(self.queue, task_id, trace_id)
-        delay_ms = int(delay_s * 1000) if delay_s > 0 else None
+        self._enqueue(message, int(delay_s * 1000) if delay_s > 0 else None)
+        return message.message_id
+
+    def _enqueue(self, message: Message[None], delay_ms: int | None) -> None:
         try:
             self.dramatiq.enqueue(message, delay=delay_ms)
         except Exception as exc:  # any broker/connection error: the caller records it, no loss
             raise DispatchError(f"broker refused the message: {type(exc).__name__}: {exc}") from exc
-        return message.message_id
+
+    def message(self, task_id: str, trace_id: str) -> Message[None]:
+        """The wake-up for ``task_id`` (its traceparent names the span active now)."""
+        return task_message(self.queue, task_id, trace_id)
+
+    def send_messages(self, messages: list[Message[None]]) -> None:
+        """Many wake-ups at once. On RabbitMQ in one AMQP transaction: published back to back
+        and committed with one round trip, so the broker has all of them or none (a publisher
+        confirm each, as ``send_task`` waits for, costs a round trip a message). Raises
+        ``DispatchError``: then none was sent."""
+        if not isinstance(self.dramatiq, RabbitmqBroker):
+            for message in messages:
+                self._enqueue(message, None)
+            return
+        rabbit = self.dramatiq
+        try:
+            rabbit.declare_queue(self.queue, ensure=True)
+            channel = rabbit.connection.channel()
+            try:
+                channel.tx_select()
+                for message in messages:
+                    rabbit.emit_before("enqueue", message, None)
+                    channel.basic_publish(
+                        exchange="", routing_key=self.queue, body=message.encode(),
+                        properties=pika.BasicProperties(
+                            delivery_mode=2, priority=message.options.get("broker_priority")))
+                channel.tx_commit()
+            finally:
+                if channel.is_open:
+                    channel.close()
+        except Exception as exc:  # any broker/connection error: the caller records it, no loss
+            del rabbit.connection  # the next send starts afresh, as Dramatiq's own enqueue does
+            raise DispatchError(f"broker refused the messages: {type(exc).__name__}: {exc}") from exc
+        for message in messages:
+            rabbit.emit_after("enqueue", message, None)
 
     def outbox(self) -> Outbox | None:
         """On the PostgreSQL broker, the wake-ups are written with the tasks, in the enqueue's

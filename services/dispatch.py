@@ -36,8 +36,11 @@ def dispatch(rt: Runtime, task_id: str, trace_id: str, *, resent: bool = False,
 
 
 def dispatch_many(rt: Runtime, tasks: list[tuple[str, str]]) -> None:
-    """Send each ``(task_id, trace_id)``'s message, then record every successful send in one
+    """Send the ``(task_id, trace_id)``s' messages — all at once, else (the broker refused the
+    batch) one by one, each failure recorded — then record every successful send in one
     transaction."""
+    if len(tasks) > 1 and _send_batch(rt, tasks):
+        return
     sent: list[tuple[str, str]] = []
     for task_id, trace_id in tasks:
         with bound(task_id=task_id, trace_id=trace_id):
@@ -45,6 +48,32 @@ def dispatch_many(rt: Runtime, tasks: list[tuple[str, str]]) -> None:
                 sent.append((task_id, trace_id))
     best_effort("mark_dispatched_many", lambda: bookkeeping.mark_dispatched(
         rt.db, sent, broker=rt.broker.name), **_UNRECORDED)
+
+
+def _send_batch(rt: Runtime, tasks: list[tuple[str, str]]) -> bool:
+    """One batch send and its record; ``False`` when the broker refused it (nothing sent)."""
+    messages = []
+    for task_id, trace_id in tasks:
+        # Each message's traceparent names its own dispatch span (the attempt it wakes is that
+        # span's child); the span covers the message's making, the batch's publish follows.
+        with bound(task_id=task_id, trace_id=trace_id), rt.spans.span(
+                "jct dispatch", "producer", attributes={"messaging.system": rt.broker.name,
+                                                        "jct.task_id": task_id, "jct.resent": False}):
+            messages.append(rt.broker.message(task_id, trace_id))
+    try:
+        rt.broker.send_messages(messages)
+    except DispatchError as exc:
+        log_event(logger, "batch_send_failed", f"{len(tasks)} wake-ups not sent together, "
+                  f"sending them one by one: {exc}", level=logging.WARNING, tasks=len(tasks))
+        return False
+    rt.metrics.dispatched("sent", len(messages))
+    for (task_id, trace_id), message in zip(tasks, messages, strict=True):
+        with bound(task_id=task_id, trace_id=trace_id):
+            log_event(logger, str(Event.TASK_DISPATCHED), f"task {task_id} sent to the broker",
+                      message_id=message.message_id, broker=rt.broker.name)
+    best_effort("mark_dispatched_many", lambda: bookkeeping.mark_dispatched(
+        rt.db, tasks, broker=rt.broker.name), **_UNRECORDED)
+    return True
 
 
 def dispatch_due(rt: Runtime, limit: int = 100) -> int:

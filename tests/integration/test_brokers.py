@@ -60,3 +60,39 @@ def test_unreachable_broker_raises_dispatch_error(runtime_with: Callable[..., Ru
     down = runtime_with(JCT_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
     with pytest.raises(DispatchError, match="broker refused"):
         down.broker.send_task(str(uuid.uuid4()), tracing.new_trace_id())
+
+
+def test_many_messages_sent_at_once_each_reach_the_actor_with_their_trace(
+        broker_runtime: Runtime) -> None:
+    """A batch's wake-ups (on RabbitMQ one AMQP transaction) arrive one each, every one with
+    its own task and trace in its options."""
+    seen: list[dict[str, str]] = []
+    the_broker = broker_runtime.broker.dramatiq
+    the_broker.add_middleware(TraceMiddleware())
+
+    def process_task(task_id: str) -> None:
+        seen.append({**tracing.current(), "arg": task_id})
+
+    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK,
+                   queue_name=broker_runtime.settings.queue, broker=the_broker, max_retries=0)
+    tasks = [(str(uuid.uuid4()), tracing.new_trace_id()) for _ in range(25)]
+    broker_runtime.broker.send_messages([broker_runtime.broker.message(task_id, trace_id)
+                                         for task_id, trace_id in tasks])
+    worker = Worker(the_broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        wait_until(lambda: len(seen) >= len(tasks), timeout=30, what="25 deliveries")
+    finally:
+        worker.stop()
+    assert sorted((s["arg"], s["task_id"], s["trace_id"]) for s in seen) == sorted(
+        (task_id, task_id, trace_id) for task_id, trace_id in tasks)
+
+
+def test_a_batch_the_broker_refuses_raises_dispatch_error(
+        runtime_with: Callable[..., Runtime]) -> None:
+    from errors import DispatchError
+
+    down = runtime_with(JCT_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
+    with pytest.raises(DispatchError, match="broker refused"):
+        down.broker.send_messages([down.broker.message(str(uuid.uuid4()), tracing.new_trace_id())
+                                   for _ in range(3)])

@@ -80,3 +80,48 @@ def test_a_waiting_task_is_not_re_sent_on_age_alone_only_when_its_wake_up_is_gon
     with rt.db.connection():
         row = rt.db.one("SELECT dispatch_count FROM tasks WHERE id = %s", (task_id,))
     assert row == (3,)
+
+
+def _events_of(rt: Runtime, ids: list[str]) -> list[tuple[str, str]]:
+    with rt.db.connection():
+        return [(str(r[0]), str(r[1])) for r in rt.db.all(
+            "SELECT task_id, event FROM task_events WHERE task_id = ANY(%s::uuid[])"
+            " AND event IN ('task_dispatched', 'dispatch_failed')", (ids,))]
+
+
+def test_a_batch_on_rabbitmq_is_sent_at_once_and_each_send_recorded(
+        runtime_with: Callable[..., Runtime]) -> None:
+    """``POST /enqueue/batch`` on RabbitMQ: the wake-ups go in one AMQP transaction, and every
+    task is marked dispatched with its event."""
+    from services.enqueue import enqueue_batch
+    from tests.support.services import delete_queue, require_rabbitmq
+
+    url = require_rabbitmq()
+    queue = f"jct_batch_{tracing.new_trace_id()[:8]}"
+    rabbit = runtime_with(JCT_BROKER_URL=url, JCT_QUEUE=queue)
+    try:
+        accepted = enqueue_batch(rabbit, {"tasks": [{"steps": SPEC["steps"]}] * 5},
+                                 tracing.new_trace_id())
+        ids = [a.task_id for a in accepted]
+        assert sorted(_events_of(rabbit, ids)) == sorted((i, "task_dispatched") for i in ids)
+        with rabbit.db.connection():
+            unsent = rabbit.db.one("SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[])"
+                                   " AND dispatched_at IS NULL", (ids,))
+        assert unsent == (0,)
+        assert rabbit.broker.waiting_in_rabbitmq() == 5
+    finally:
+        delete_queue(url, queue)
+
+
+def test_a_batch_the_broker_refuses_is_sent_one_by_one_each_failure_recorded(
+        runtime_with: Callable[..., Runtime]) -> None:
+    from services.enqueue import enqueue_batch
+
+    down = runtime_with(JCT_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
+    accepted = enqueue_batch(down, {"tasks": [{"steps": SPEC["steps"]}] * 3},
+                             tracing.new_trace_id())
+    ids = [a.task_id for a in accepted]
+    assert sorted(_events_of(down, ids)) == sorted((i, "dispatch_failed") for i in ids)
+    with down.db.connection():
+        due = dispatch.take_unsent(down.db)
+    assert sorted(task for task, _, _ in due) == sorted(ids), "the dispatcher will send them"
