@@ -11,19 +11,17 @@ requests (each gives up after ``--probe-timeout`` s, counted as a failure). Prin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 
+from harness.drippers import Drippers
 from harness.stack import free_port, start_stack
 from harness.wait import wait_until
 
@@ -34,47 +32,6 @@ CONFIGS = {
     "gthread-2x16": ["--worker-class", "gthread", "--threads", "16"],
     "jct-2x16": [],  # gunicorn_conf.py as shipped: head-deadline gthread, JCT_API_THREADS
 }
-
-
-class Drippers:
-    """N connections that send a request line and then one header byte a second."""
-
-    def __init__(self, port: int, count: int) -> None:
-        self.sockets = []
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            self.sockets.append(sock)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._drip, daemon=True)
-        self.thread.start()
-
-    def _drip(self) -> None:
-        while not self.stopping.wait(1.0):
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.send(b"a")
-
-    def held_open(self) -> int:
-        """How many the server still holds: open, nothing answered (not yet cut by a deadline)."""
-        held = 0
-        for sock in self.sockets:
-            sock.setblocking(False)
-            try:
-                sock.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
-                held += 1
-            except OSError:
-                pass
-            finally:
-                sock.setblocking(True)
-        return held
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        for sock in self.sockets:
-            sock.close()
 
 
 def start_gunicorn(env: dict[str, str], port: int, extra: list[str]) -> subprocess.Popen[bytes]:
@@ -119,7 +76,7 @@ def run(configs: list[str], client_counts: list[int], probes: int, probe_timeout
             for count in client_counts:
                 port = free_port()
                 server = start_gunicorn({**env, "JCT_PORT": str(port)}, port, CONFIGS[name])
-                drippers = Drippers(port, count)
+                drippers = Drippers(("127.0.0.1", port), count)
                 try:
                     time.sleep(1.5)  # the workers have taken the connections and read a byte
                     latencies, failures = probe(port, probes, probe_timeout)
