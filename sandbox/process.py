@@ -53,7 +53,6 @@ CHUNK = 65536
 STARTUP_TIMEOUT_S = 30.0
 SAMPLE_COST_FACTOR = 5  # the tree is sampled at most 1/5 of the time
 DRAIN_TIMEOUT_S = 10.0  # after the kill, how long the pipes may take to close
-TRUNCATION_MARKER = "\n[jct: output truncated at {limit} bytes; the command was stopped]\n"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = frozenset({"JCT_REPORT", "JCT_TRACE_ID", "JCT_TASK_ID", "TRACEPARENT", "http_proxy",
                           "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"})
@@ -171,10 +170,7 @@ class _Sandbox:
         if deadline is not None:
             self.deadline = min(self.deadline, deadline)
         self.killed_reason: str | None = None
-        self.chunks: list[bytes] = []
-        self.kept = 0
-        self.truncated = False
-        self.lines = OutputLines(on_line)
+        self.lines = OutputLines(on_line, int(self.limits.output_bytes))
         self.proc: subprocess.Popen[bytes] | None = None
         self.init_pidfd: int | None = None
         self.pid_namespace: int | None = None
@@ -329,18 +325,7 @@ class _Sandbox:
     # -- output --------------------------------------------------------------------------------
 
     def _take(self, stream: str, data: bytes) -> None:
-        if self.truncated:
-            return
-        room = int(self.limits.output_bytes) - self.kept
-        if len(data) > room:
-            data = data[:room]
-            self.truncated = True
-        self.chunks.append(data)
-        self.kept += len(data)
-        self.lines.feed(stream, data)
-        if self.truncated:
-            self.lines.flush(stream)
-            self.chunks.append(TRUNCATION_MARKER.format(limit=self.limits.output_bytes).encode())
+        if self.lines.take(stream, data):
             self._kill("output_limit")
 
     # -- limits and stopping -------------------------------------------------------------------
@@ -434,11 +419,11 @@ class _Sandbox:
                       (self.cgroup.memory_peak() or 0) if self.cgroup else 0)
         return SandboxResult(
             exit_code=exit_code, signal=signal_number, wall_s=time.monotonic() - self.started,
-            cpu_s=cpu_s, max_rss_bytes=max_rss, output=b"".join(self.chunks),
+            cpu_s=cpu_s, max_rss_bytes=max_rss, output=self.lines.output,
             stderr_tail=list(self.lines.stderr_tail),
             killed_reason=self.killed_reason or self._limit_hit(exit_code, signal_number, cpu_s,
                                                                 rusage.ru_maxrss * 1024),
-            output_truncated=self.truncated,
+            output_truncated=self.lines.truncated,
             proxy_decisions=list(self.proxy.decisions) if self.proxy else [])
 
     def _limit_hit(self, exit_code: int | None, signal_number: int | None, cpu_s: float,

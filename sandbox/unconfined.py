@@ -30,7 +30,6 @@ from sandbox.output_lines import OnLine, OutputLines
 from sandbox.paths import confined_parts
 from sandbox.process import (
     CHUNK,
-    TRUNCATION_MARKER,
     SandboxCommand,
     SandboxResult,
     ShouldStop,
@@ -56,9 +55,7 @@ class _Run:
         self.limits, self.should_stop = limits, should_stop
         self.started = time.monotonic()
         self.deadline = min(self.started + limits.wall_s, deadline or float("inf"))
-        self.chunks: list[bytes] = []
-        self.kept = 0
-        self.lines = OutputLines(on_line)
+        self.lines = OutputLines(on_line, int(limits.output_bytes))
         self.killed_reason: str | None = None
 
     def run(self, argv: list[str], env: dict[str, str], cwd: Path) -> SandboxResult:
@@ -84,9 +81,9 @@ class _Run:
         return SandboxResult(
             exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
             wall_s=time.monotonic() - self.started, cpu_s=usage.ru_utime + usage.ru_stime,
-            max_rss_bytes=usage.ru_maxrss * 1024, output=b"".join(self.chunks),
+            max_rss_bytes=usage.ru_maxrss * 1024, output=self.lines.output,
             stderr_tail=list(self.lines.stderr_tail), killed_reason=self.killed_reason,
-            output_truncated=self.killed_reason == "output_limit")
+            output_truncated=self.lines.truncated)
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
@@ -113,15 +110,7 @@ class _Run:
         proc.stderr.close()
 
     def _take(self, stream: str, data: bytes) -> None:
-        room = int(self.limits.output_bytes) - self.kept
-        truncated = len(data) > room
-        data = data[:room]
-        self.chunks.append(data)
-        self.kept += len(data)
-        self.lines.feed(stream, data)
-        if truncated:
-            self.lines.flush(stream)
-            self.chunks.append(TRUNCATION_MARKER.format(limit=self.limits.output_bytes).encode())
+        if self.lines.take(stream, data):
             self.killed_reason = "output_limit"
 
 
