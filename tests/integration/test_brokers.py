@@ -32,24 +32,34 @@ def broker_runtime(request: pytest.FixtureRequest,
         delete_queue(env["JCT_BROKER_URL"], queue)
 
 
-def test_message_carries_trace_context_to_the_actor(broker_runtime: Runtime) -> None:
+def _recording_actor(rt: Runtime) -> list[dict[str, str]]:
+    """The task actor on ``rt``'s broker, behind JCT's TraceMiddleware: each delivery appends
+    the trace context it ran under and its argument."""
     seen: list[dict[str, str]] = []
-    the_broker = broker_runtime.broker.dramatiq
-    the_broker.add_middleware(TraceMiddleware())
+    rt.broker.dramatiq.add_middleware(TraceMiddleware())
 
     def process_task(task_id: str) -> None:
         seen.append({**tracing.current(), "arg": task_id})
 
-    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK,
-                   queue_name=broker_runtime.settings.queue, broker=the_broker, max_retries=0)
-    trace_id, task_id = tracing.new_trace_id(), str(uuid.uuid4())
-    message_id = broker_runtime.broker.send_task(task_id, trace_id)
-    worker = Worker(the_broker, worker_threads=1, worker_timeout=100)
+    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK, queue_name=rt.settings.queue,
+                   broker=rt.broker.dramatiq, max_retries=0)
+    return seen
+
+
+def _work_until(rt: Runtime, done: Callable[[], bool], what: str) -> None:
+    worker = Worker(rt.broker.dramatiq, worker_threads=2, worker_timeout=100)
     worker.start()
     try:
-        wait_until(lambda: seen, timeout=30, what=f"delivery of {message_id}")
+        wait_until(done, timeout=30, what=what)
     finally:
         worker.stop()
+
+
+def test_message_carries_trace_context_to_the_actor(broker_runtime: Runtime) -> None:
+    seen = _recording_actor(broker_runtime)
+    trace_id, task_id = tracing.new_trace_id(), str(uuid.uuid4())
+    message_id = broker_runtime.broker.send_task(task_id, trace_id)
+    _work_until(broker_runtime, lambda: bool(seen), f"delivery of {message_id}")
     assert seen == [{"trace_id": trace_id, "task_id": task_id, "arg": task_id}]
     assert tracing.current() == {}
 
@@ -66,24 +76,11 @@ def test_many_messages_sent_at_once_each_reach_the_actor_with_their_trace(
         broker_runtime: Runtime) -> None:
     """A batch's wake-ups (on RabbitMQ one AMQP transaction) arrive one each, every one with
     its own task and trace in its options."""
-    seen: list[dict[str, str]] = []
-    the_broker = broker_runtime.broker.dramatiq
-    the_broker.add_middleware(TraceMiddleware())
-
-    def process_task(task_id: str) -> None:
-        seen.append({**tracing.current(), "arg": task_id})
-
-    dramatiq.actor(process_task, actor_name=broker.PROCESS_TASK,
-                   queue_name=broker_runtime.settings.queue, broker=the_broker, max_retries=0)
+    seen = _recording_actor(broker_runtime)
     tasks = [(str(uuid.uuid4()), tracing.new_trace_id()) for _ in range(25)]
     broker_runtime.broker.send_messages([broker_runtime.broker.message(task_id, trace_id)
                                          for task_id, trace_id in tasks])
-    worker = Worker(the_broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        wait_until(lambda: len(seen) >= len(tasks), timeout=30, what="25 deliveries")
-    finally:
-        worker.stop()
+    _work_until(broker_runtime, lambda: len(seen) >= len(tasks), "25 deliveries")
     assert sorted((s["arg"], s["task_id"], s["trace_id"]) for s in seen) == sorted(
         (task_id, task_id, trace_id) for task_id, trace_id in tasks)
 
