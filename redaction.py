@@ -168,9 +168,13 @@ class SecretScrubber(logging.Filter):
         self.registry = registry
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Every handler runs its filters on the same record: scrub it once.
+        if "_jct_scrubbed" in record.__dict__:
+            return True
         values = self.registry.values()
         if not values:
             return True
+        record.__dict__["_jct_scrubbed"] = True
         record.msg = redact_text(record.getMessage(), values)
         record.args = None
         for name, value in list(vars(record).items()):

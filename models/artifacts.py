@@ -92,7 +92,7 @@ def claim_pending_artifacts(db: Database, path_prefix: str, *, window_s: float,
 def release_pending_artifacts(db: Database, artifact_ids: list[str]) -> None:
     """The upload did not happen (the store is still down): due again next pass."""
     if artifact_ids:
-        db.execute("UPDATE artifacts SET upload_claimed_at = NULL WHERE id = ANY(%(ids)s::uuid[])",
+        db.execute("UPDATE artifacts SET upload_claimed_at = NULL WHERE id = ANY(%(ids)b::uuid[])",
                    {"ids": artifact_ids})
 
 

@@ -13,7 +13,7 @@ from states import Event
 
 _MARK_SENT = """
 UPDATE tasks SET dispatched_at = now(), dispatch_count = dispatch_count + 1
- WHERE id = ANY(%(ids)s::uuid[]) AND status = 'queued'
+ WHERE id = ANY(%(ids)b::uuid[]) AND status = 'queued'
 """
 
 
@@ -91,25 +91,26 @@ SELECT count(*) FROM dramatiq.queue
 """
 
 
-# The PostgreSQL broker's own enqueue statement (dramatiq-postgres), for many messages at once:
-# written in the caller's transaction, the NOTIFY wakes its consumers at the commit.
-_PUT_IN_PG_BROKER = """
-WITH enqueued AS (
+# The PostgreSQL broker's own enqueue (dramatiq-postgres's INSERT and NOTIFY), for many
+# messages at once, as CTEs of the enqueue's statement (``state_machine.create_tasks``): the
+# NOTIFY wakes the broker's consumers when that statement commits. ``notified`` must be read
+# by the statement (a plain SELECT in a WITH runs only when referenced).
+PG_BROKER_OUTBOX_CTES = """
+woken AS (
     INSERT INTO dramatiq.queue (queue_name, message_id, "state", message, available_at)
-    SELECT %(queue)s, m.message_id, 'queued', m.message, now()
-      FROM unnest(%(ids)s::uuid[], %(messages)s::jsonb[]) AS m(message_id, message)
+    SELECT %(queue)s, (m.doc->>0)::uuid, 'queued', m.doc->1, now()
+      FROM jsonb_array_elements(%(messages)s) AS m(doc)
     ON CONFLICT (message_id) DO UPDATE SET "state" = 'queued', message = EXCLUDED.message,
            queue_name = EXCLUDED.queue_name, available_at = EXCLUDED.available_at,
            worker_id = NULL, consumed_at = NULL, mtime = now()
-    RETURNING queue_name)
-SELECT pg_notify('dramatiq.' || %(queue)s || '.enqueue', '') WHERE EXISTS (SELECT FROM enqueued)
-"""
+    RETURNING queue_name),
+notified AS (
+    SELECT pg_notify('dramatiq.' || %(queue)s || '.enqueue', '') WHERE EXISTS (SELECT FROM woken))"""
 
 
-def put_in_pg_broker(db: Database, queue: str, messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Wake-up messages into the PostgreSQL broker's queue, in the caller's transaction."""
-    db.execute(_PUT_IN_PG_BROKER, {"queue": queue, "ids": [m[0] for m in messages],
-                                   "messages": [Jsonb(m[1]) for m in messages]})
+def pg_broker_outbox_params(queue: str, messages: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Parameters of ``PG_BROKER_OUTBOX_CTES``: ``(message_id, message)`` pairs."""
+    return {"queue": queue, "messages": Jsonb(messages)}
 
 
 def waiting_in_pg_broker(db: Database, queue: str) -> int:
@@ -120,5 +121,5 @@ def waiting_in_pg_broker(db: Database, queue: str) -> int:
 def release_dispatch(db: Database, task_ids: list[str]) -> None:
     """Tasks taken for dispatch but not sent (the broker was down): due again next pass."""
     if task_ids:
-        db.execute("UPDATE tasks SET dispatched_at = NULL WHERE id = ANY(%(ids)s::uuid[])"
+        db.execute("UPDATE tasks SET dispatched_at = NULL WHERE id = ANY(%(ids)b::uuid[])"
                    " AND status = 'queued'", {"ids": task_ids})

@@ -18,7 +18,7 @@ VALUES (%(task_id)s, %(trace_id)s, %(event)s, %(attrs)s)
 _INSERT_MANY = """
 INSERT INTO task_events (task_id, trace_id, event, attrs)
 SELECT task_id, trace_id, %(event)s, %(attrs)s
-  FROM unnest(%(task_ids)s::uuid[], %(trace_ids)s::uuid[]) AS t(task_id, trace_id)
+  FROM unnest(%(task_ids)b::uuid[], %(trace_ids)b::uuid[]) AS t(task_id, trace_id)
 """
 
 
@@ -32,21 +32,3 @@ def record_events(db: Database, tasks: list[tuple[str, str]], event: Event, **at
     """The same event for several ``(task_id, trace_id)`` in one statement."""
     db.execute(_INSERT_MANY, {"event": str(event), "attrs": Jsonb(attrs),
                               "task_ids": [t[0] for t in tasks], "trace_ids": [t[1] for t in tasks]})
-
-
-_INSERT_EACH = """
-INSERT INTO task_events (task_id, trace_id, event, attrs)
-SELECT e.task_id, e.trace_id, e.event, e.attrs
-  FROM unnest(%(task_ids)s::uuid[], %(trace_ids)s::uuid[], %(events)s::text[], %(attrs)s::jsonb[])
-       WITH ORDINALITY AS e(task_id, trace_id, event, attrs, n)
- ORDER BY e.n
-"""
-
-
-def record_many(db: Database, events: list[tuple[str, str, Event, dict[str, Any]]]) -> None:
-    """``(task_id, trace_id, event, attrs)`` rows in one statement, in this order."""
-    if events:
-        db.execute(_INSERT_EACH, {"task_ids": [e[0] for e in events],
-                                  "trace_ids": [e[1] for e in events],
-                                  "events": [str(e[2]) for e in events],
-                                  "attrs": [Jsonb(e[3]) for e in events]})

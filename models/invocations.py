@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.db import Database
+from models.db import Database, float8s
 from states import InvocationStatus
 
 
@@ -84,12 +84,12 @@ invocations AS (
     SELECT i.id, %(task_id)s, %(attempt_id)s, %(trace_id)s, i.step, i.action_name, i.inputs_hash,
            i.status, i.started_at, i.completed_at, i.result_artifact_id, i.downstream_status,
            i.error, i.exit_code, i.signal, i.wall_s, i.cpu_s, i.max_rss_bytes, i.output_tail
-      FROM unnest(%(inv_id)s::uuid[], %(inv_step)s::int[], %(inv_action)s::text[],
-                  %(inv_hash)s::text[], %(inv_status)s::text[], %(inv_started)s::timestamptz[],
-                  %(inv_completed)s::timestamptz[], %(inv_result)s::uuid[],
-                  %(inv_downstream)s::int[], %(inv_error)s::text[], %(inv_exit)s::int[],
-                  %(inv_signal)s::int[], %(inv_wall)s::float8[], %(inv_cpu)s::float8[],
-                  %(inv_rss)s::bigint[], %(inv_tail)s::text[])
+      FROM unnest(%(inv_id)b::uuid[], %(inv_step)b::int[], %(inv_action)b::text[],
+                  %(inv_hash)b::text[], %(inv_status)b::text[], %(inv_started)b::timestamptz[],
+                  %(inv_completed)b::timestamptz[], %(inv_result)b::uuid[],
+                  %(inv_downstream)b::int[], %(inv_error)b::text[], %(inv_exit)b::int[],
+                  %(inv_signal)b::int[], %(inv_wall)b::float8[], %(inv_cpu)b::float8[],
+                  %(inv_rss)b::bigint[], %(inv_tail)b::text[])
            AS i(id, step, action_name, inputs_hash, status, started_at, completed_at,
                 result_artifact_id, downstream_status, error, exit_code, signal, wall_s, cpu_s,
                 max_rss_bytes, output_tail)
@@ -115,7 +115,7 @@ def upsert_params(invocations: list[Invocation]) -> dict[str, Any]:
         "inv_error": [i.error for i in invocations],
         "inv_exit": [i.exit_code for i in invocations],
         "inv_signal": [i.signal for i in invocations],
-        "inv_wall": [i.wall_s for i in invocations],
-        "inv_cpu": [i.cpu_s for i in invocations],
+        "inv_wall": float8s(i.wall_s for i in invocations),
+        "inv_cpu": float8s(i.cpu_s for i in invocations),
         "inv_rss": [i.max_rss_bytes for i in invocations],
         "inv_tail": [i.output_tail for i in invocations]}

@@ -7,7 +7,7 @@ from models.db import Database
 
 _RENEW = """
 UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %(lease_s)s)
- WHERE id = ANY(%(ids)s::uuid[]) AND status = 'running'
+ WHERE id = ANY(%(ids)b::uuid[]) AND status = 'running'
 RETURNING id
 """
 
@@ -20,6 +20,6 @@ def renew_leases(db: Database, attempt_ids: list[str], lease_s: float) -> set[st
 
 def cancel_requested_of(db: Database, task_ids: list[str]) -> set[str]:
     """Which of these (running) tasks an operator asked to stop."""
-    rows = db.all("SELECT id FROM tasks WHERE id = ANY(%(ids)s::uuid[]) AND cancel_requested",
+    rows = db.all("SELECT id FROM tasks WHERE id = ANY(%(ids)b::uuid[]) AND cancel_requested",
                   {"ids": task_ids})
     return {str(row[0]) for row in rows}

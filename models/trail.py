@@ -52,7 +52,7 @@ _EVENTS_CTE = """
 events AS (
     INSERT INTO task_events (task_id, trace_id, event, attrs)
     SELECT %(task_id)s, %(trace_id)s, e.event, e.attrs
-      FROM unnest(%(ev_event)s::text[], %(ev_attrs)s::jsonb[]) WITH ORDINALITY AS e(event, attrs, n)
+      FROM unnest(%(ev_event)b::text[], %(ev_attrs)b::jsonb[]) WITH ORDINALITY AS e(event, attrs, n)
      WHERE EXISTS (SELECT FROM {guard})
      ORDER BY e.n)"""
 
