@@ -1,12 +1,16 @@
 -- pg_ceiling: the SQL one echo task costs JCT on the PostgreSQL broker (the default), with
 -- JCT's own statement texts and transaction boundaries, run by pgbench -M prepared (JCT's
 -- psycopg prepares a statement after its fifth run; so does dramatiq-postgres'). One pgbench
--- "transaction" = one task's whole life = 4 transactions, 6 statements + 3 BEGIN/COMMIT pairs:
+-- "transaction" = one task's whole life = 5 transactions, 5 statements + 2 BEGIN/COMMIT pairs
+-- (+ 2 SET LOCAL):
 --
---   API    enqueue     BEGIN; tasks; wake-up into dramatiq.queue (+ NOTIFY); both events; COMMIT
---                      models/state_machine.py create_tasks (its outbox on the PostgreSQL broker),
---                      models/dispatch.py put_in_pg_broker, models/events.py record_many
---   worker broker take BEGIN; dramatiq-postgres' CLAIM (queue row -> consumed); COMMIT
+--   API    enqueue     one statement, autocommit: tasks, both events, the wake-up into
+--                      dramatiq.queue (+ NOTIFY) (models/state_machine.py create_tasks with its
+--                      outbox, models/dispatch.py PG_BROKER_OUTBOX_CTES)
+--   worker broker take BEGIN; dramatiq-postgres' CLAIM (queue row -> consumed); COMMIT, not
+--                      waiting for the WAL flush (JCT sets synchronous_commit = off once per
+--                      broker connection, broker.pg_broker_pool; here SET LOCAL, one more
+--                      prepared statement)
 --   worker claim       one statement, autocommit: claim the next task + jobs row + task_claimed
 --                      (state_machine.claim_task, claim-next form; the named form, in its own
 --                      transaction with SET LOCAL lock_timeout, runs only when claim-next finds
@@ -14,70 +18,84 @@
 --   worker finish      one statement, autocommit, fenced: jobs + tasks + action_invocations +
 --                      artifacts + artifact_stored + task_done (state_machine.finish_attempt
 --                      with models/trail.py and models/invocations.py UPSERT_CTE)
---   worker broker ack  BEGIN; dramatiq-postgres' ACK (DELETE + NOTIFY); COMMIT
+--   worker broker ack  BEGIN; dramatiq-postgres' ACK (DELETE + NOTIFY); COMMIT (as the take)
 --
--- This is what tests/integration/test_statement_count.py counts for JCT (3 statements per
+-- This is what tests/integration/test_statement_count.py counts for JCT (1 statement per
 -- enqueue, 2 per echo attempt) plus the broker's two per-task statements, and what
 -- pg_stat_statements showed per task in a JCT burn-down (bench `sql_per_task`). Deferred FK
 -- checks (the RI trigger's SELECT … FOR KEY SHARE on jobs) fire here as they do for JCT.
 -- Left out, as JCT does not run them per task: the lease keeper's one renewal statement a
 -- second per worker process (all its leases), its once-a-second cancel-flag read, the broker's
--- heartbeat and maintenance, the dispatcher's passes; and the pool's `SELECT 1` (skipped for a
--- connection given back within 5 s, so never in a busy run).
+-- heartbeat and maintenance, the dispatcher's passes; the broker pool's check of a connection
+-- as it hands it out (an empty query) and peewee's `SELECT 1` (skipped for a connection given
+-- back within 5 s, so never in a busy run).
 --
 -- Differences from JCT, all small: ids JCT makes in Python (task, trace, message, attempt,
--- invocation, log artifact) come from gen_random_uuid() in the task INSERT's RETURNING (JCT's
--- INSERT returns nothing), and the message JSON is built from them in SQL (JCT sends it as a
--- jsonb parameter); the broker CLAIM takes 1 message (JCT's consumer takes up to its free
--- prefetch at once: 0.81 CLAIMs per task in a burn-down) and also returns message_id (the
--- consumer reads it from the message). Like JCT, a client claims the next task in line, not
--- necessarily the one it enqueued; the broker message it takes is likewise the oldest one.
+-- invocation, log artifact) come from gen_random_uuid() here, and the enqueue's JSON
+-- documents are built in SQL (JCT sends them as jsonb parameters); the finish leaves out the
+-- command columns of action_invocations (exit_code … output_tail, NULL for an echo step); the
+-- broker CLAIM takes 1 message (JCT's consumer takes up to its free prefetch at once: 0.81
+-- CLAIMs per task in a burn-down) and also returns message_id (the consumer reads it from the
+-- message). Like JCT, a client claims the next task in line, not necessarily the one it
+-- enqueued; the broker message it takes is likewise the oldest one.
 
--- API: enqueue, one transaction (create_tasks with the outbox)
-BEGIN;
-INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s, labels,
-                   idempotency_key, request_hash, dispatched_at, dispatch_count)
-SELECT t.id, t.trace_id, t.name, t.spec, 'queued', t.priority, t.max_attempts, t.timeout_s,
-       t.labels, t.idempotency_key, t.request_hash, now(), 1
-  FROM unnest(ARRAY[gen_random_uuid()]::uuid[], ARRAY[gen_random_uuid()]::uuid[], ARRAY[NULL]::text[],
-              ARRAY['{"name": null, "steps": [{"action": "echo", "params": {"message": "bench"}}], "max_attempts": 3, "timeout_s": null, "priority": 0, "labels": {"bench_phase": "burn"}}']::jsonb[],
-              ARRAY[0]::int[], ARRAY[3]::int[], ARRAY[NULL]::float8[],
-              ARRAY['{"bench_phase": "burn"}']::jsonb[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])
-       WITH ORDINALITY AS t(id, trace_id, name, spec, priority, max_attempts, timeout_s, labels,
-                            idempotency_key, request_hash, n)
- ORDER BY t.n
-RETURNING id AS new_task_id, trace_id AS new_trace_id, gen_random_uuid() AS message_id,
-          gen_random_uuid() AS attempt_id, gen_random_uuid() AS invocation_id,
-          gen_random_uuid() AS log_id
-\gset
-WITH enqueued AS (
+-- API: enqueue, one statement on its own (create_tasks with the outbox: tasks, both events,
+-- the wake-up into dramatiq.queue and its NOTIFY; JCT sends each list as one jsonb document)
+WITH ids AS (
+    SELECT gen_random_uuid() AS task_id, gen_random_uuid() AS trace_id,
+           gen_random_uuid() AS message_id),
+created AS (
+    INSERT INTO tasks (id, trace_id, name, spec, status, priority, max_attempts, timeout_s,
+                       labels, idempotency_key, request_hash, dispatched_at, dispatch_count)
+    SELECT (t.doc->>'id')::uuid, (t.doc->>'trace_id')::uuid, t.doc->>'name', t.doc->'spec',
+           'queued', (t.doc->>'priority')::int, (t.doc->>'max_attempts')::int,
+           (t.doc->>'timeout_s')::float8, t.doc->'labels', t.doc->>'idempotency_key',
+           t.doc->>'request_hash', now(), 1
+      FROM ids, jsonb_array_elements(jsonb_build_array(jsonb_build_object(
+               'id', ids.task_id, 'trace_id', ids.trace_id, 'name', NULL,
+               'spec', '{"name": null, "steps": [{"action": "echo", "params": {"message": "bench"}}], "max_attempts": 3, "timeout_s": null, "priority": 0, "labels": {"bench_phase": "burn"}}'::jsonb,
+               'priority', 0, 'max_attempts', 3, 'timeout_s', NULL,
+               'labels', '{"bench_phase": "burn"}'::jsonb, 'idempotency_key', NULL,
+               'request_hash', NULL))) WITH ORDINALITY AS t(doc, n)
+     ORDER BY t.n
+    RETURNING id),
+events AS (
+    INSERT INTO task_events (task_id, trace_id, event, attrs)
+    SELECT (e.doc->>0)::uuid, (e.doc->>1)::uuid, e.doc->>2, e.doc->3
+      FROM ids, jsonb_array_elements(jsonb_build_array(
+               jsonb_build_array(ids.task_id, ids.trace_id, 'task_enqueued',
+                                 '{"name": null, "steps": ["echo"]}'::jsonb),
+               jsonb_build_array(ids.task_id, ids.trace_id, 'task_dispatched',
+                                 jsonb_build_object('broker', 'PostgresBroker',
+                                                    'message_id', ids.message_id::text))))
+           WITH ORDINALITY AS e(doc, n)
+     ORDER BY e.n),
+woken AS (
     INSERT INTO dramatiq.queue (queue_name, message_id, "state", message, available_at)
-    SELECT 'jctbench', m.message_id, 'queued', m.message, now()
-      FROM unnest(ARRAY[:message_id]::uuid[], ARRAY[jsonb_build_object(
+    SELECT 'jctbench', (m.doc->>0)::uuid, 'queued', m.doc->1, now()
+      FROM ids, jsonb_array_elements(jsonb_build_array(jsonb_build_array(ids.message_id, jsonb_build_object(
                'queue_name', 'jctbench', 'actor_name', 'process_task',
-               'args', jsonb_build_array(:new_task_id::text), 'kwargs', '{}'::jsonb,
-               'options', jsonb_build_object('task_id', :new_task_id::text,
-                                             'trace_id', replace(:new_trace_id::text, '-', ''),
-                                             'traceparent', '00-' || replace(:new_trace_id::text, '-', '') || '-9676d1755a6b4585-01'),
-               'message_id', :message_id::text, 'message_timestamp', 1796197797601)]::jsonb[])
-           AS m(message_id, message)
+               'args', jsonb_build_array(ids.task_id::text), 'kwargs', '{}'::jsonb,
+               'options', jsonb_build_object('task_id', ids.task_id::text,
+                                             'trace_id', replace(ids.trace_id::text, '-', ''),
+                                             'traceparent', '00-' || replace(ids.trace_id::text, '-', '') || '-9676d1755a6b4585-01'),
+               'message_id', ids.message_id::text, 'message_timestamp', 1796197797601))))
+           AS m(doc)
     ON CONFLICT (message_id) DO UPDATE SET "state" = 'queued', message = EXCLUDED.message,
            queue_name = EXCLUDED.queue_name, available_at = EXCLUDED.available_at,
            worker_id = NULL, consumed_at = NULL, mtime = now()
-    RETURNING queue_name)
-SELECT pg_notify('dramatiq.' || 'jctbench' || '.enqueue', '') WHERE EXISTS (SELECT FROM enqueued);
-INSERT INTO task_events (task_id, trace_id, event, attrs)
-SELECT e.task_id, e.trace_id, e.event, e.attrs
-  FROM unnest(ARRAY[:new_task_id, :new_task_id]::uuid[], ARRAY[:new_trace_id, :new_trace_id]::uuid[],
-              ARRAY['task_enqueued', 'task_dispatched']::text[],
-              ARRAY['{"name": null, "steps": ["echo"]}'::jsonb,
-                    jsonb_build_object('broker', 'PostgresBroker', 'message_id', :message_id::text)]::jsonb[])
-       WITH ORDINALITY AS e(task_id, trace_id, event, attrs, n)
- ORDER BY e.n;
-COMMIT;
+    RETURNING queue_name),
+notified AS (
+    SELECT pg_notify('dramatiq.' || 'jctbench' || '.enqueue', '') WHERE EXISTS (SELECT FROM woken))
+SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM notified) AS notified,
+       gen_random_uuid() AS attempt_id, gen_random_uuid() AS invocation_id,
+       gen_random_uuid() AS log_id
+\gset
 
--- worker: the broker's consumer takes a message (dramatiq-postgres CLAIM, its own transaction)
+-- worker: the broker's consumer takes a message (dramatiq-postgres CLAIM, its own transaction;
+-- the broker's connections commit without waiting for the WAL flush: broker.pg_broker_pool)
 BEGIN;
+SET LOCAL synchronous_commit = off;
 WITH next AS (
     SELECT message_id
     FROM dramatiq.queue
@@ -186,8 +204,10 @@ SELECT (SELECT run_after FROM settled), EXISTS (SELECT FROM settled) AS settled,
        (SELECT cancel_requested FROM tasks WHERE id = :task_id),
        EXISTS (SELECT FROM jobs WHERE id = :attempt_id AND status = 'running');
 
--- worker: the broker acks the message (dramatiq-postgres ACK, its own transaction)
+-- worker: the broker acks the message (dramatiq-postgres ACK, its own transaction, no flush
+-- wait as above)
 BEGIN;
+SET LOCAL synchronous_commit = off;
 WITH acked AS (
     DELETE FROM dramatiq.queue
     WHERE message_id = :taken_message_id

@@ -93,3 +93,17 @@ def test_a_batch_the_broker_refuses_raises_dispatch_error(
     with pytest.raises(DispatchError, match="broker refused"):
         down.broker.send_messages([down.broker.message(str(uuid.uuid4()), tracing.new_trace_id())
                                    for _ in range(3)])
+
+
+@pytest.mark.parametrize(("prepared", "expected"), [("true", "off"), ("false", "on")])
+def test_the_pg_brokers_own_commits_skip_the_flush_wait_unless_behind_a_pooler(
+        runtime_with: Callable[..., Runtime], prepared: str, expected: str) -> None:
+    """The broker's take, ack and re-sends are wake-up state (broker.pg_broker_pool); the tower's
+    own connections keep synchronous commits. Behind a transaction-mode pooler (prepared
+    statements off) a session setting would leak to other clients, so none is made."""
+    rt = runtime_with(JCT_DATABASE_PREPARED_STATEMENTS=prepared)
+    pool = rt.broker.dramatiq.pool  # type: ignore[attr-defined]
+    with pool.connection() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == (expected,)
+    with rt.db.connection():
+        assert rt.db.one("SHOW synchronous_commit") == ("on",)
