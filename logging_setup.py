@@ -165,7 +165,7 @@ def _skip_unused_record_fields() -> None:
     names: stop ``logging`` from looking them up for every record (the knobs of the logging
     HOWTO's "Optimization" section; the stack walk alone was ~5 % of a line's cost). The pid
     (``logProcesses``) is kept: every line carries it."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
 

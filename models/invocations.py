@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.db import Database, float8s
+from psycopg.types.json import Jsonb
+
+from models.db import Database
 from states import InvocationStatus
 
 
@@ -74,25 +76,22 @@ def write_output_tail(db: Database, invocation_id: str, tail: str) -> None:
 
 
 # The attempt's steps, inserted or completed, as one part of a larger statement: ``{guard}`` is
-# a CTE that has a row only when the attempt's end is being written.
+# a CTE that has a row only when the attempt's end is being written. The steps travel as one
+# JSON document (one parameter to adapt, not sixteen arrays).
 UPSERT_CTE = """
 invocations AS (
     INSERT INTO action_invocations (id, task_id, job_id, trace_id, step, action_name, inputs_hash,
                                     status, started_at, completed_at, result_artifact_id,
                                     downstream_status, error, exit_code, signal, wall_s, cpu_s,
                                     max_rss_bytes, output_tail)
-    SELECT i.id, %(task_id)s, %(attempt_id)s, %(trace_id)s, i.step, i.action_name, i.inputs_hash,
-           i.status, i.started_at, i.completed_at, i.result_artifact_id, i.downstream_status,
-           i.error, i.exit_code, i.signal, i.wall_s, i.cpu_s, i.max_rss_bytes, i.output_tail
-      FROM unnest(%(inv_id)b::uuid[], %(inv_step)b::int[], %(inv_action)b::text[],
-                  %(inv_hash)b::text[], %(inv_status)b::text[], %(inv_started)b::timestamptz[],
-                  %(inv_completed)b::timestamptz[], %(inv_result)b::uuid[],
-                  %(inv_downstream)b::int[], %(inv_error)b::text[], %(inv_exit)b::int[],
-                  %(inv_signal)b::int[], %(inv_wall)b::float8[], %(inv_cpu)b::float8[],
-                  %(inv_rss)b::bigint[], %(inv_tail)b::text[])
-           AS i(id, step, action_name, inputs_hash, status, started_at, completed_at,
-                result_artifact_id, downstream_status, error, exit_code, signal, wall_s, cpu_s,
-                max_rss_bytes, output_tail)
+    SELECT (i.doc->>'id')::uuid, %(task_id)s, %(attempt_id)s, %(trace_id)s,
+           (i.doc->>'step')::int, i.doc->>'action_name', i.doc->>'inputs_hash', i.doc->>'status',
+           (i.doc->>'started_at')::timestamptz, (i.doc->>'completed_at')::timestamptz,
+           (i.doc->>'result_artifact_id')::uuid, (i.doc->>'downstream_status')::int,
+           i.doc->>'error', (i.doc->>'exit_code')::int, (i.doc->>'signal')::int,
+           (i.doc->>'wall_s')::float8, (i.doc->>'cpu_s')::float8,
+           (i.doc->>'max_rss_bytes')::bigint, i.doc->>'output_tail'
+      FROM jsonb_array_elements(%(invocations)s) AS i(doc)
      WHERE EXISTS (SELECT FROM {guard})
     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, completed_at = EXCLUDED.completed_at,
            result_artifact_id = EXCLUDED.result_artifact_id,
@@ -103,19 +102,11 @@ invocations AS (
 
 
 def upsert_params(invocations: list[Invocation]) -> dict[str, Any]:
-    return {
-        "inv_id": [i.id for i in invocations], "inv_step": [i.step for i in invocations],
-        "inv_action": [i.action_name for i in invocations],
-        "inv_hash": [i.inputs_hash for i in invocations],
-        "inv_status": [str(i.status) for i in invocations],
-        "inv_started": [i.started_at for i in invocations],
-        "inv_completed": [i.completed_at for i in invocations],
-        "inv_result": [i.result_artifact_id for i in invocations],
-        "inv_downstream": [i.downstream_status for i in invocations],
-        "inv_error": [i.error for i in invocations],
-        "inv_exit": [i.exit_code for i in invocations],
-        "inv_signal": [i.signal for i in invocations],
-        "inv_wall": float8s(i.wall_s for i in invocations),
-        "inv_cpu": float8s(i.cpu_s for i in invocations),
-        "inv_rss": [i.max_rss_bytes for i in invocations],
-        "inv_tail": [i.output_tail for i in invocations]}
+    return {"invocations": Jsonb([{
+        "id": i.id, "step": i.step, "action_name": i.action_name, "inputs_hash": i.inputs_hash,
+        "status": str(i.status), "started_at": i.started_at.isoformat(),
+        "completed_at": i.completed_at.isoformat() if i.completed_at else None,
+        "result_artifact_id": i.result_artifact_id, "downstream_status": i.downstream_status,
+        "error": i.error, "exit_code": i.exit_code, "signal": i.signal, "wall_s": i.wall_s,
+        "cpu_s": i.cpu_s, "max_rss_bytes": i.max_rss_bytes, "output_tail": i.output_tail}
+        for i in invocations])}

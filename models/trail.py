@@ -51,8 +51,8 @@ log_artifact AS (
 _EVENTS_CTE = """
 events AS (
     INSERT INTO task_events (task_id, trace_id, event, attrs)
-    SELECT %(task_id)s, %(trace_id)s, e.event, e.attrs
-      FROM unnest(%(ev_event)b::text[], %(ev_attrs)b::jsonb[]) WITH ORDINALITY AS e(event, attrs, n)
+    SELECT %(task_id)s, %(trace_id)s, e.doc->>0, e.doc->1
+      FROM jsonb_array_elements(%(events)s) WITH ORDINALITY AS e(doc, n)
      WHERE EXISTS (SELECT FROM {guard})
      ORDER BY e.n)"""
 
@@ -79,6 +79,5 @@ def params(trail: Trail, events: list[tuple[Event, dict[str, Any]]]) -> dict[str
         "log_status": str(ArtifactStatus.PENDING if log and log.pending_path
                           else ArtifactStatus.STORED),
         "log_pending_path": log.pending_path if log else None,
-        "ev_event": [str(event) for event, _ in all_events],
-        "ev_attrs": [Jsonb(attrs) for _, attrs in all_events],
+        "events": Jsonb([(str(event), attrs) for event, attrs in all_events]),
     }

@@ -66,7 +66,9 @@ class OutputLines:
             self.partial[stream] = b""
 
     def _emit(self, stream: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        # PostgreSQL's text (and jsonb) holds no NUL: shown as the replacement character, as
+        # bytes that are not UTF-8 are, so a command that prints one still ends with its rows.
+        line = raw.decode("utf-8", errors="replace").rstrip("\r").replace("\x00", "\ufffd")
         if stream == "stderr":
             self.stderr_tail.append(line)
         if self.on_line is not None:

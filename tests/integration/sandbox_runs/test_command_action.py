@@ -186,6 +186,19 @@ def test_exit_codes_map_to_done_failed_and_retry(crt: Runtime) -> None:
     assert "retry_scheduled" in [e["event"] for e in _task(crt, retried_id)["events"]]
 
 
+def test_a_nul_in_the_output_still_ends_with_its_rows(crt: Runtime) -> None:
+    """PostgreSQL's text holds no NUL: a command that prints one (on stderr, which also goes
+    into the failure's error text) ends failed with its rows written, the NUL shown as U+FFFD."""
+    spec = {"steps": [{"action": "command", "params": {
+        "argv": ["sh", "-c", "printf 'a\\000b\\n'; printf 'c\\000d\\n' >&2; exit 4"]}}]}
+    _, task_id, status = _run(crt, spec)
+    task = _task(crt, task_id)
+    assert status == "failed"
+    assert task["error"] == "step 0 (command): exit code 4\nc\ufffdd"
+    assert task["actions"][0]["exit_code"] == 4
+    assert "a\ufffdb" in task["actions"][0]["output_tail"]
+
+
 TREE = ("python3 -c 'import time; time.sleep(300)' {m} & python3 -c 'import time; "
         "time.sleep(300)' {m} & echo started; wait")
 
