@@ -13,15 +13,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 import pika
-import psycopg
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from psycopg_pool import ConnectionPool
 
 import tracing
 from config import Settings
 from errors import DispatchError
-from models.db import with_liveness
 from models.state_machine import Outbox
 
 PROCESS_TASK = "process_task"
@@ -35,7 +32,7 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
     if settings.broker_url:
         broker = RabbitmqBroker(url=with_heartbeat(settings.broker_url), confirm_delivery=True)
     else:
-        from dramatiq_postgres import PostgresBroker
+        from pg_broker import TowerPostgresBroker, pg_broker_pool
 
         if settings.database_url is None:
             raise DispatchError("the PostgreSQL broker needs JCT_DATABASE_URL (set by jct up)")
@@ -45,42 +42,10 @@ def build_dramatiq_broker(settings: Settings) -> dramatiq.Broker:
         # back for a minute or more; beating every second makes it a few seconds. A frozen
         # consumer's messages come back too: their claim then finds the task taken.
         pool = pg_broker_pool(settings)
-        broker = PostgresBroker(pool=pool, results=False, heartbeat_interval=1.0,
-                                heartbeat_ttl=PG_CONSUMER_TTL_S, maintenance_interval=2.0)
+        broker = TowerPostgresBroker(pool=pool, results=False, heartbeat_interval=1.0,
+                                     heartbeat_ttl=PG_CONSUMER_TTL_S, maintenance_interval=2.0)
     broker.declare_queue(settings.queue)
     return broker
-
-
-def pg_broker_pool(settings: Settings) -> ConnectionPool:
-    """The PostgreSQL broker's connections: dramatiq-postgres's own pool settings (``make_pool``),
-    and commits that do not wait for the WAL flush.
-
-    Only the broker's own transactions run on this pool: a consumer taking a message, its ack,
-    its heartbeat, and a re-send (the dispatcher's, a retry's). Each is a wake-up's state, not a
-    task's: the tower's rows (written on the runtime's database with synchronous commits, the
-    outbox enqueue among them) stay the truth. A server crash may forget the last fraction of a
-    second of them: a take comes back as a queued message (its claim finds the task taken and
-    acks it); an ack leaves the spent message marked taken (delivered again only if its
-    consumer dies, and then its claim finds the task finished); a re-send goes missing (the
-    dispatcher sees fewer wake-ups waiting than tasks due and sends again). Waiting for the
-    flush put two more WAL flushes on every task's path (the take before its claim, the ack
-    after its end). Behind a pooler in transaction mode (``JCT_DATABASE_PREPARED_STATEMENTS=false``) a session setting
-    would leak to other clients' server connections, so there the commits stay synchronous."""
-    assert settings.database_url is not None
-    direct = settings.database_prepared_statements
-    # As dramatiq_postgres.utils.make_pool builds it: opened on demand (none up front), at most
-    # 16, each connection checked with a round trip as it is handed out.
-    return ConnectionPool(
-        with_liveness(settings.database_url), min_size=0, max_size=16, open=True,
-        check=ConnectionPool.check_connection,
-        kwargs={"application_name": "dramatiq-postgres",
-                **({} if direct else {"prepare_threshold": None})},
-        configure=_commit_without_waiting_for_flush if direct else None)
-
-
-def _commit_without_waiting_for_flush(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("SET synchronous_commit = off")
-    conn.commit()
 
 
 def with_heartbeat(url: str) -> str:
