@@ -109,18 +109,37 @@ def _cpu_per_task(jct: RunningJct, tasks: int) -> dict[str, Any]:
     return report
 
 
+def _spy(pid: int, collapsed: Path, *, gil: bool) -> subprocess.Popen[bytes]:
+    """py-spy attached to ``pid`` and its children, writing raw stacks to ``collapsed``."""
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                            "--pid", str(pid), "--subprocesses", "--nonblocking",
+                            "--rate", str(RATE), *(["--gil"] if gil else []),
+                            "--format", "raw", "-o", str(collapsed)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2)  # py-spy attaches
+    return spy
+
+
+def _profiled_api(jct: RunningJct, tasks: int, collapsed: Path, *, gil: bool) -> dict[str, Any]:
+    """``tasks`` single ``POST /enqueue`` (16 clients) under py-spy, attached to gunicorn's
+    master and its workers, the workers paused."""
+    jct.pause_workers()
+    master = min(jct.meter.groups["api"](), key=lambda p: p.create_time())
+    spy = _spy(master.pid, collapsed, gil=gil)
+    single = closed_loop(jct.single_operation("profiled"), clients=16, seconds=300,
+                         max_tasks=tasks)
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    return {"profiled_enqueue": single.as_dict(), "api_profile": top_functions(collapsed, single.count)}
+
+
 def _profiled(jct: RunningJct, tasks: int, collapsed: Path, *, gil: bool) -> dict[str, Any]:
     """A burn-down of ``tasks`` under py-spy, attached to the worker pool and its children."""
     jct.pause_workers()
     jct.fill("profiled", tasks)
     outstanding = jct.outstanding()
     pool_pid = next(p.pid for p in jct.workers() if "actors.pool" in " ".join(p.cmdline()))
-    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
-                            "--pid", str(pool_pid), "--subprocesses", "--nonblocking",
-                            "--rate", str(RATE), *(["--gil"] if gil else []),
-                            "--format", "raw", "-o", str(collapsed)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(2)  # py-spy attaches
+    spy = _spy(pool_pid, collapsed, gil=gil)
     began = time.monotonic()
     profiled = jct.burn_down(outstanding)
     spy.send_signal(signal.SIGINT)
@@ -138,6 +157,9 @@ def main() -> int:
     parser.add_argument("--gil", action="store_true",
                         help="sample only threads holding the GIL (Python CPU; without it, "
                              "threads blocked in psycopg's wait count as busy)")
+    parser.add_argument("--api", action="store_true",
+                        help="also profile the API (gunicorn and its workers) while it takes "
+                             "--tasks single POST /enqueue from 16 clients")
     args = parser.parse_args()
     tasks: int = args.tasks
     workdir = Path(tempfile.mkdtemp(prefix="jct-profile-"))
@@ -156,6 +178,8 @@ def main() -> int:
     try:
         report.update(_cpu_per_task(jct, tasks))
         print(json.dumps(report, indent=1), flush=True)
+        if args.api:
+            report.update(_profiled_api(jct, tasks, out / "api.collapsed", gil=args.gil))
         report.update(_profiled(jct, tasks, out / "worker.collapsed", gil=args.gil))
     finally:
         jct.close()
