@@ -103,9 +103,10 @@ def run(plan: Plan, systems: list[str], rabbitmq_url: str, *, keep: bool = False
                 errors[name] = f"RabbitMQ unreachable at {rabbitmq_url}"
                 continue
             _say(f"{name} …")
-            began, load = time.monotonic(), machine.load()
             try:
-                outcomes[name] = {**SYSTEMS[name](ctx), "load_before": load,
+                settle_s = postgres.settle()
+                began, load = time.monotonic(), machine.load()
+                outcomes[name] = {**SYSTEMS[name](ctx), "settle_s": settle_s, "load_before": load,
                                   "load_after": machine.load(),
                                   "duration_s": round(time.monotonic() - began)}
                 _say(f"{name} done in {time.monotonic() - began:.0f}s")
