@@ -20,6 +20,7 @@ from api.console_format import (
     ago,
     attrs_text,
     clock,
+    count_text,
     filesize,
     format_ms,
     seconds,
@@ -63,7 +64,11 @@ def index() -> ResponseReturnValue:
         return redirect(url_for("console.task_page", task_id=search.uuid))
     counts = operations.status_counts(rt, trace_id=search.uuid, name=search.name,
                                       label=search.label)
-    return render_template("tasks.html", page=page, status=status, search=search, counts=counts,
+    cap = operations.STATUS_COUNT_CAP
+    shown = {s: count_text(n, cap) for s, n in counts.items()}
+    total = sum(min(n, cap) for n in counts.values())
+    shown["all"] = f"{total:,}+" if any(n > cap for n in counts.values()) else f"{total:,}"
+    return render_template("tasks.html", page=page, status=status, search=search, counts=shown,
                            statuses=TASK_STATUSES, live=cursor is None)
 
 

@@ -84,3 +84,8 @@ def seconds(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def count_text(count: int, cap: int) -> str:
+    """A task count as the console shows it: ``1,234``, or ``10,000+`` past the counting cap."""
+    return f"{cap:,}+" if count > cap else f"{count:,}"

@@ -98,7 +98,20 @@ SELECT {SUMMARY_COLUMNS} FROM tasks
  LIMIT %(limit)s
 """
 
-_COUNT = f"SELECT status, count(*) FROM tasks WHERE {_FILTERS} GROUP BY status"
+# Tasks per status, each count stopping at %(cap)s rows: a console page must not scan the whole
+# history (a million finished tasks) to say how many there are. Each status walks its own part
+# of tasks_status_idx (status, created_at DESC) at most %(cap)s entries deep, whatever the table
+# holds; the ORDER BY is what makes the planner take that index for a status it cannot know in
+# advance (without it, a sequential scan "until the limit", which for a rare status is the
+# whole table).
+COUNT_CAP = 10_000
+COUNT_BY_STATUS = f"""
+SELECT s.status, (SELECT count(*) FROM (SELECT 1 FROM tasks
+                                         WHERE status = s.status AND {_FILTERS}
+                                         ORDER BY created_at DESC
+                                         LIMIT %(cap)s) AS capped)
+  FROM unnest(%(statuses)s::text[]) AS s(status)
+"""
 
 
 def _filters(trace_id: str | None, name: str | None, label: tuple[str, str] | None,
@@ -122,11 +135,13 @@ def list_tasks(db: Database, *, status: str | None = None, trace_id: str | None 
             "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
 
 
-def count_by_status(db: Database, *, trace_id: str | None = None, name: str | None = None,
-                    label: tuple[str, str] | None = None) -> dict[str, int]:
-    """Tasks per status under the list's filters (statuses with none are absent)."""
-    return {str(status): int(count)
-            for status, count in db.all(_COUNT, _filters(trace_id, name, label, None))}
+def count_by_status(db: Database, statuses: list[str], *, trace_id: str | None = None,
+                    name: str | None = None, label: tuple[str, str] | None = None,
+                    cap: int = COUNT_CAP) -> dict[str, int]:
+    """Tasks per status under the list's filters, each at most ``cap + 1`` (``cap + 1`` means
+    "more than ``cap``")."""
+    return {str(status): int(count) for status, count in db.all(COUNT_BY_STATUS, {
+        **_filters(trace_id, name, label, None), "statuses": statuses, "cap": cap + 1})}
 
 
 # ── traces ─────────────────────────────────────────────────────────────────────────────────

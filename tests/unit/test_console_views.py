@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from api.console import parse_search
-from api.console_format import ago, attrs_text, clock, filesize, format_ms, short_id, span_ms
+from api.console_format import ago, attrs_text, clock, count_text, filesize, format_ms, short_id, span_ms
 from api.waterfall import Span, task_waterfall
 
 T0 = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
@@ -77,3 +77,9 @@ def test_the_search_box_tells_ids_labels_and_names_apart(typed: str, uuid: str |
                                                           name: str | None) -> None:
     search = parse_search(typed)
     assert (search.uuid, search.label, search.name) == (uuid, label, name)
+
+
+def test_a_count_past_the_cap_reads_as_the_cap_plus() -> None:
+    assert count_text(0, 10_000) == "0"
+    assert count_text(10_000, 10_000) == "10,000"
+    assert count_text(10_001, 10_000) == "10,000+"
