@@ -72,14 +72,11 @@ class TaskBroker:
     def __init__(self, settings: Settings) -> None:
         self.queue = settings.queue
         self.dramatiq = build_dramatiq_broker(settings)
-
-    @property
-    def name(self) -> str:
-        """The Dramatiq broker class it is (``PostgresBroker``, ``RabbitmqBroker``), recorded on
-        dispatch events; the tower's own subclass (``pg_broker.TowerPostgresBroker``) is named
-        by the library class it refines, so the events name one broker however it is tuned."""
-        return next(cls.__name__ for cls in type(self.dramatiq).__mro__
-                    if cls.__module__.startswith("dramatiq"))
+        # The Dramatiq broker class it is (``PostgresBroker``, ``RabbitmqBroker``), recorded on
+        # dispatch events; the tower's own subclass (``pg_broker.TowerPostgresBroker``) is named
+        # by the library class it refines, so the events name one broker however it is tuned.
+        self.name: str = next(cls.__name__ for cls in type(self.dramatiq).__mro__
+                              if cls.__module__.startswith("dramatiq"))
 
     def send_task(self, task_id: str, trace_id: str, *, delay_s: float = 0.0) -> str:
         """Ask a worker to run ``task_id``; returns the message id. Raises ``DispatchError``."""

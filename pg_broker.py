@@ -104,8 +104,7 @@ class OneTripConsumer(PostgresConsumer):
     def ack(self, message: Message[Any]) -> None:
         conn = self._ack_connection()
         try:
-            with _autocommit(conn):
-                conn.execute(_ACK, (message.message_id, message.queue_name))
+            conn.execute(_ACK, (message.message_id, message.queue_name))
         except psycopg.OperationalError:
             self._drop_ack_connection(conn)
             raise
@@ -117,12 +116,15 @@ class OneTripConsumer(PostgresConsumer):
         with self._ack_guard:
             kept, self._ack_conns = self._ack_conns, set()
         for conn in kept:
+            if not conn.closed:
+                conn.autocommit = False  # back as the pool's other users expect it
             self.pool.putconn(conn)
 
     def _ack_connection(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._ack_local, "conn", None)
         if conn is None or conn.closed:
             conn = self.pool.getconn()
+            conn.autocommit = True  # its own: every ack is one statement on its own
             with self._ack_guard:
                 self._ack_conns.add(conn)
             self._ack_local.conn = conn

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -47,14 +47,6 @@ def with_liveness(url: str) -> str:
 
 def _unavailable(exc: BaseException) -> Unavailable:
     return Unavailable("database unreachable", detail=str(exc).strip()[:200])
-
-
-def float8s(values: Iterable[float | None]) -> list[float | None]:
-    """Numbers for a ``%(name)b::float8[]`` parameter. Array parameters go in binary (``%b``):
-    psycopg's text format escapes every quote of every element with a regular expression, which
-    made the JSON arrays of the enqueue and of an attempt's end the API's and the worker's
-    largest parameter cost. A binary array must hold one Python type, so ints become floats."""
-    return [None if value is None else float(value) for value in values]
 
 
 def json_value(value: Any) -> Any:

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from models.artifacts import ARTIFACT_COLUMNS
 from models.db import Database
+from states import TaskStatus
 
 TASK_COLUMNS = ("id, trace_id, name, status, spec, priority, attempts, max_attempts, timeout_s,"
                 " labels, error, cancel_requested, run_after, dispatched_at, created_at,"
@@ -135,13 +136,13 @@ def list_tasks(db: Database, *, status: str | None = None, trace_id: str | None 
             "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
 
 
-def count_by_status(db: Database, statuses: list[str], *, trace_id: str | None = None,
-                    name: str | None = None, label: tuple[str, str] | None = None,
-                    cap: int = COUNT_CAP) -> dict[str, int]:
-    """Tasks per status under the list's filters, each at most ``cap + 1`` (``cap + 1`` means
-    "more than ``cap``")."""
+def count_by_status(db: Database, *, trace_id: str | None = None, name: str | None = None,
+                    label: tuple[str, str] | None = None, cap: int = COUNT_CAP) -> dict[str, int]:
+    """Tasks per status under the list's filters, every status present (zero included), each
+    at most ``cap + 1`` (``cap + 1`` means "more than ``cap``")."""
     return {str(status): int(count) for status, count in db.all(COUNT_BY_STATUS, {
-        **_filters(trace_id, name, label, None), "statuses": statuses, "cap": cap + 1})}
+        **_filters(trace_id, name, label, None), "statuses": [str(s) for s in TaskStatus],
+        "cap": cap + 1})}
 
 
 # ── traces ─────────────────────────────────────────────────────────────────────────────────

@@ -100,13 +100,9 @@ def _log_enqueued(task_id: str, spec: dict[str, Any], outbox_broker: str | None)
     """One line a task. With the outbox its wake-up was written in the same statement, so the
     line says so (``broker``) instead of a second ``task_dispatched`` line: the database has
     both events, and log lines were the largest part of a batched task's cost in the API."""
+    wakeup: dict[str, Any] = {} if outbox_broker is None else {"broker": outbox_broker}
     with bound(task_id=task_id):
-        if outbox_broker is None:
-            log_event(logger, str(Event.TASK_ENQUEUED),
-                      f"task {task_id} accepted ({len(spec['steps'])} steps)",
-                      task_name=spec.get("name"), steps=[s["action"] for s in spec["steps"]])
-        else:
-            log_event(logger, str(Event.TASK_ENQUEUED),
-                      f"task {task_id} accepted ({len(spec['steps'])} steps), its wake-up "
-                      "written with it", task_name=spec.get("name"),
-                      steps=[s["action"] for s in spec["steps"]], broker=outbox_broker)
+        log_event(logger, str(Event.TASK_ENQUEUED),
+                  f"task {task_id} accepted ({len(spec['steps'])} steps)"
+                  + (", its wake-up written with it" if wakeup else ""),
+                  task_name=spec.get("name"), steps=[s["action"] for s in spec["steps"]], **wakeup)

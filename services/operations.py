@@ -93,8 +93,7 @@ def status_counts(rt: Runtime, *, trace_id: str | None = None, name: str | None 
     """Tasks per status under the list's filters; every status is present, zero included.
     A count past ``views.COUNT_CAP`` stops at ``COUNT_CAP + 1`` (shown as "10,000+")."""
     with rt.db.connection():
-        return views.count_by_status(rt.db, [str(status) for status in TaskStatus],
-                                     trace_id=trace_id, name=name, label=label)
+        return views.count_by_status(rt.db, trace_id=trace_id, name=name, label=label)
 
 
 def trace_story(rt: Runtime, trace_id: str) -> dict[str, Any]:
